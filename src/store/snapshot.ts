@@ -1,0 +1,152 @@
+import { createHash } from 'node:crypto';
+import { open, readFile, rename, unlink } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import createDebug from 'debug';
+import { find, updateMany } from 'mingo';
+import { BSON } from 'mongodb';
+import { RuntimeError, UsageError } from '../errors.js';
+import type { Document, FindOptions, ReadOnlyStore, Store, TransactionStore, UpdateResult } from './types.js';
+
+const log = createDebug('agm:snapshot');
+
+type Collections = Map<string, Document[]>;
+
+/**
+ * A snapshot file is `{ "<collection>": [documents...] }` in Extended JSON. Reads accept relaxed or
+ * canonical input; writes are canonical so no Int32/Int64/Double/Date/ObjectId type is lost.
+ */
+export function parseSnapshot(text: string, file: string): Collections {
+  let parsed: unknown;
+  try {
+    parsed = BSON.EJSON.parse(text, { relaxed: false });
+  } catch (error) {
+    throw new UsageError(`Snapshot ${file} is not valid Extended JSON: ${(error as Error).message}`, {
+      cause: error,
+    });
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new UsageError(
+      `Snapshot ${file} must be an object of collections: { "users": [...], "jobs": [...] }`,
+    );
+  }
+  const collections: Collections = new Map();
+  for (const [name, documents] of Object.entries(parsed)) {
+    if (!Array.isArray(documents)) {
+      throw new UsageError(`Snapshot ${file}: collection "${name}" must be an array of documents`);
+    }
+    collections.set(name, documents);
+  }
+  return collections;
+}
+
+export function serializeSnapshot(collections: Collections): string {
+  return `${BSON.EJSON.stringify(Object.fromEntries(collections), undefined, 2, { relaxed: false })}\n`;
+}
+
+class SnapshotReads {
+  constructor(protected collections: Collections) {}
+
+  async *find(collection: string, filter: Document, options: FindOptions = {}): AsyncIterable<Document> {
+    const cursor = find<Document>(this.documents(collection), filter, options.projection);
+    if (options.sort) cursor.sort(options.sort);
+    yield* cursor.all();
+  }
+
+  async count(collection: string, filter: Document): Promise<number> {
+    return find(this.documents(collection), filter).all().length;
+  }
+
+  protected documents(collection: string): Document[] {
+    return this.collections.get(collection) ?? [];
+  }
+}
+
+class SnapshotWorkingCopy extends SnapshotReads implements TransactionStore {
+  async updateMany(collection: string, filter: Document, update: Document): Promise<UpdateResult> {
+    const { matchedCount, modifiedCount } = updateMany(this.documents(collection), filter, update);
+    return { matched: matchedCount, modified: modifiedCount };
+  }
+}
+
+async function readText(file: string): Promise<string> {
+  try {
+    return await readFile(file, 'utf8');
+  } catch (error) {
+    throw new UsageError(`Cannot read snapshot ${file}: ${(error as NodeJS.ErrnoException).code ?? error}`, {
+      cause: error,
+    });
+  }
+}
+
+async function load(file: string): Promise<{ collections: Collections; digest: string }> {
+  const text = await readText(file);
+  return { collections: parseSnapshot(text, file), digest: digestOf(text) };
+}
+
+function digestOf(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
+}
+
+export class SnapshotReadOnlyStore extends SnapshotReads implements ReadOnlyStore {
+  readonly description: string;
+
+  protected constructor(
+    protected readonly file: string,
+    collections: Collections,
+  ) {
+    super(collections);
+    this.description = `snapshot file ${file}`;
+  }
+
+  static async open(file: string): Promise<SnapshotReadOnlyStore> {
+    return new SnapshotReadOnlyStore(file, (await load(file)).collections);
+  }
+
+  async close(): Promise<void> {}
+}
+
+export class SnapshotStore extends SnapshotReadOnlyStore implements Store {
+  static override async open(file: string): Promise<SnapshotStore> {
+    return new SnapshotStore(file, (await load(file)).collections);
+  }
+
+  async assertTransactional(): Promise<void> {}
+
+  /**
+   * The transaction works on a fresh copy of the file and replaces the file in one rename on commit, so a
+   * failure at any point (including a crash while writing) leaves the original bytes in place.
+   */
+  async transaction<T>(work: (tx: TransactionStore) => Promise<T>): Promise<T> {
+    const { collections, digest } = await load(this.file);
+    const result = await work(new SnapshotWorkingCopy(collections));
+    if (digestOf(await readText(this.file)) !== digest) {
+      throw new RuntimeError(
+        `Snapshot ${this.file} changed on disk during the run; nothing was written, run again`,
+      );
+    }
+    await replaceFile(this.file, serializeSnapshot(collections));
+    this.collections = collections;
+    log('committed %s', this.file);
+    return result;
+  }
+}
+
+/** Write a temp file beside the target, flush it, then rename over the target: readers see old or new, never half. */
+export async function replaceFile(file: string, text: string): Promise<void> {
+  const temp = join(dirname(file), `.${basename(file)}.${process.pid}.${Date.now()}.tmp`);
+  try {
+    const handle = await open(temp, 'wx');
+    try {
+      await handle.writeFile(text, 'utf8');
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await rename(temp, file);
+  } catch (error) {
+    await unlink(temp).catch(() => {});
+    throw new RuntimeError(`Cannot write ${file}: ${(error as Error).message}; the file was left as it was`, {
+      cause: error,
+    });
+  }
+}
