@@ -4,7 +4,13 @@ import { ConflictError, RuntimeError } from './errors.js';
 import { type CustomerRequest, resolveCustomers } from './resolve.js';
 import { type MigrationOptions, type Plan, type Step, scanMigration } from './scan.js';
 import { type ReferenceMap, USERS } from './schema.js';
-import type { Document, Store, TransactionStore, UpdateResult } from './store/types.js';
+import {
+  collect,
+  type Document,
+  type Store,
+  type TransactionStore,
+  type UpdateResult,
+} from './store/types.js';
 
 const log = createDebug('agm:migrate-customer-data');
 
@@ -97,10 +103,7 @@ export async function applyMigration(
 async function beforeImages(tx: TransactionStore, plan: Plan, action: Step['action']): Promise<Document[]> {
   const filters = plan.steps.filter((step) => step.action === action).map((step) => step.filter);
   if (filters.length === 0) return [];
-  const documents: Document[] = [];
-  for await (const document of tx.find(USERS, { $or: filters }, { sort: { _id: 1 } }))
-    documents.push(document);
-  return documents;
+  return collect(tx.find(USERS, { $or: filters }, { sort: { _id: 1 } }));
 }
 
 function survivorOf(plan: Plan, loser: ObjectId): ObjectId {

@@ -1,7 +1,7 @@
 import { ObjectId } from 'mongodb';
 import { UsageError } from './errors.js';
 import { CUSTOMER_KIND, USERS } from './schema.js';
-import type { Document, ReadStore } from './store/types.js';
+import { collect, type Document, type ReadStore } from './store/types.js';
 
 /** The fields of a users document this tool reads. */
 export interface Account {
@@ -50,15 +50,14 @@ export async function resolveCustomers(
   const tokens = [...request.sources, request.destination];
   const ids = tokens.filter((token) => OBJECT_ID.test(token)).map((token) => new ObjectId(token));
   const names = tokens.filter((token) => !OBJECT_ID.test(token));
-  const found: Account[] = [];
   // $in over plain strings: a token is always a literal, never an operator or a regex.
-  for await (const document of store.find(
-    USERS,
-    { $or: [{ _id: { $in: ids } }, { username: { $in: names } }] },
-    { projection: ACCOUNT_PROJECTION },
-  )) {
-    found.push(document as Account);
-  }
+  const found = (await collect(
+    store.find(
+      USERS,
+      { $or: [{ _id: { $in: ids } }, { username: { $in: names } }] },
+      { projection: ACCOUNT_PROJECTION },
+    ),
+  )) as Account[];
 
   const lookups = tokens.map((token) => lookup(token, found));
   const sourceLookups = lookups.slice(0, -1);

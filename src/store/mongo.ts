@@ -161,6 +161,10 @@ function watchCommands(client: MongoClient, onCommand: MongoOptions['onCommand']
   );
 }
 
+function firstLine(text: string): string {
+  return text.split('\n')[0] ?? text;
+}
+
 const LIFETIME_CODES = new Set([290, 251, 50]);
 
 /** Say what happened in the user's terms instead of showing the server's error. */
@@ -168,7 +172,7 @@ export function explainMongoError(error: unknown, description: string): unknown 
   if (!(error instanceof MongoError)) return error;
   if (error instanceof MongoServerSelectionError) {
     return new RuntimeError(
-      `Cannot reach ${description} (no answer within ${SERVER_SELECTION_TIMEOUT_MS / 1000} s); check --uri or MONGODB_URI and that the server is running`,
+      `Cannot reach ${description} (${firstLine(error.message)}); check --uri or MONGODB_URI and that the server is running`,
       { cause: error },
     );
   }

@@ -49,7 +49,9 @@ class SnapshotReads {
   async *find(collection: string, filter: Document, options: FindOptions = {}): AsyncIterable<Document> {
     const cursor = find<Document>(this.documents(collection), filter, options.projection);
     if (options.sort) cursor.sort(options.sort);
-    yield* cursor.all();
+    // A server hands out copies: a document read before an update must not change when the update runs.
+    for (const document of cursor.all())
+      yield BSON.deserialize(BSON.serialize(document), { promoteValues: false });
   }
 
   async count(collection: string, filter: Document): Promise<number> {

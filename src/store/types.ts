@@ -45,3 +45,10 @@ export interface Store extends ReadOnlyStore {
 }
 
 export type StoreTarget = { kind: 'mongodb'; uri: string } | { kind: 'snapshot'; file: string };
+
+/** Reads a whole result into memory: only for results bounded by accounts, never by jobs or invoices. */
+export async function collect<T>(items: AsyncIterable<T>): Promise<T[]> {
+  const all: T[] = [];
+  for await (const item of items) all.push(item);
+  return all;
+}

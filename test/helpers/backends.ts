@@ -1,0 +1,120 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { BSON, type Document, MongoClient } from 'mongodb';
+import { ConnectionString } from 'mongodb-connection-string-url';
+import { parseSnapshot, serializeSnapshot } from '../../src/store/snapshot.js';
+import { tempDir } from './cli.js';
+import type { Collections } from './data.js';
+import { startMongo } from './mongo-server.js';
+
+/** One data set loaded into a back end, and the command-line arguments that point the tool at it. */
+export interface Loaded {
+  args: string[];
+  /** Every collection, documents sorted by _id. */
+  dump(): Promise<Record<string, Document[]>>;
+  /** The whole data set as canonical Extended JSON: equal strings mean equal data, types included. */
+  state(): Promise<string>;
+}
+
+export interface Backend {
+  name: 'snapshot' | 'mongodb';
+  /** Why this back end's tests are skipped, or false when they run. */
+  skip: string | false;
+  load(data: Collections): Promise<Loaded>;
+  close(): Promise<void>;
+}
+
+const byId = (a: Document, b: Document) => String(a._id).localeCompare(String(b._id));
+
+function sorted(collections: Iterable<[string, Document[]]>): Record<string, Document[]> {
+  return Object.fromEntries([...collections].map(([name, documents]) => [name, [...documents].sort(byId)]));
+}
+
+function stateOf(dump: Record<string, Document[]>): string {
+  return BSON.EJSON.stringify(dump, { relaxed: false });
+}
+
+export function snapshotBackend(): Backend {
+  const dir = tempDir();
+  let files = 0;
+  return {
+    name: 'snapshot',
+    skip: false,
+    async load(data) {
+      files += 1;
+      const file = join(dir.path, `data-${files}.json`);
+      writeFileSync(file, serializeSnapshot(data));
+      const dump = async () => sorted(parseSnapshot(readFileSync(file, 'utf8'), file));
+      return { args: ['--snapshot', file], dump, state: async () => stateOf(await dump()) };
+    },
+    async close() {
+      dir.remove();
+    },
+  };
+}
+
+/** A real server when one is available (MONGODB_TEST_URI, or a local mongod for mongodb-memory-server). */
+export async function mongoBackend(label: string): Promise<Backend> {
+  const server = await startMongo();
+  if ('skip' in server) {
+    return {
+      name: 'mongodb',
+      skip: server.skip,
+      load: () => Promise.reject(new Error(server.skip)),
+      close: async () => {},
+    };
+  }
+  const client = await MongoClient.connect(server.uri);
+  const databases: string[] = [];
+  return {
+    name: 'mongodb',
+    skip: false,
+    async load(data) {
+      const name = `agm_test_${label}_${process.pid}_${databases.length + 1}`;
+      databases.push(name);
+      const db = client.db(name);
+      await db.dropDatabase();
+      for (const [collection, documents] of data) {
+        await db.createCollection(collection);
+        if (documents.length > 0) await db.collection(collection).insertMany(structuredCloneBson(documents));
+      }
+      const uri = new ConnectionString(server.uri);
+      uri.pathname = `/${name}`;
+      const dump = async () => {
+        const entries: [string, Document[]][] = [];
+        for (const collection of data.keys()) {
+          entries.push([collection, await db.collection(collection).find().sort({ _id: 1 }).toArray()]);
+        }
+        return sorted(entries);
+      };
+      return { args: ['--uri', uri.toString()], dump, state: async () => stateOf(await dump()) };
+    },
+    async close() {
+      for (const name of databases) await client.db(name).dropDatabase();
+      await client.close();
+      await server.stop();
+    },
+  };
+}
+
+/** insertMany adds _id to the objects it is given; copy so the caller's data set stays as it was. */
+function structuredCloneBson(documents: Document[]): Document[] {
+  return BSON.EJSON.parse(BSON.EJSON.stringify(documents, { relaxed: false }), {
+    relaxed: false,
+  }) as Document[];
+}
+
+export async function allBackends(label: string): Promise<Backend[]> {
+  return [snapshotBackend(), await mongoBackend(label)];
+}
+
+/**
+ * `test`, skipped with the back end's reason when it is unavailable. Skipping each test rather than the suite
+ * makes the runner's summary count every test a missing server skips.
+ */
+export function testOn(backend: Backend): (name: string, fn: () => Promise<void>) => void {
+  return (name, fn) => {
+    test(name, { skip: backend.skip }, fn);
+  };
+}

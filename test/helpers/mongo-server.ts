@@ -1,0 +1,44 @@
+import { ConnectionString } from 'mongodb-connection-string-url';
+
+export const NO_MONGO_SERVER =
+  'no MongoDB server: set MONGODB_TEST_URI=<replica set uri> or MONGOMS_SYSTEM_BINARY=/path/to/mongod to run it';
+
+export type MongoServer = { uri: string; stop(): Promise<void> };
+
+/**
+ * A MongoDB replica set to test against, or the reason there is none (pass it to node:test's `skip`).
+ * MONGODB_TEST_URI wins when set (stop() then leaves that server alone); otherwise a one-member in-memory
+ * replica set is started, which needs a local mongod: MONGOMS_SYSTEM_BINARY or the library's download
+ * cache. Downloading one is off unless MONGOMS_RUNTIME_DOWNLOAD is already set.
+ */
+export async function startMongo(): Promise<MongoServer | { skip: string }> {
+  const given = process.env.MONGODB_TEST_URI;
+  if (given) return { uri: given, stop: async () => {} };
+  process.env.MONGOMS_RUNTIME_DOWNLOAD ??= 'false';
+  try {
+    const { MongoBinary, MongoMemoryReplSet } = await import('mongodb-memory-server-core');
+    // Looking for the binary first: when there is none, create() would also print a stack trace.
+    await MongoBinary.getPath();
+    const replSet = await MongoMemoryReplSet.create({ replSet: { count: 1, storageEngine: 'wiredTiger' } });
+    return {
+      uri: replSet.getUri(),
+      stop: async () => {
+        await replSet.stop();
+      },
+    };
+  } catch (error) {
+    return { skip: `${NO_MONGO_SERVER} (${firstLine(error)})` };
+  }
+}
+
+/** The same server, with `name` as the URI's database (the one MongoStore and `client.db()` use). */
+export function withDatabase(uri: string, name: string): string {
+  const parsed = new ConnectionString(uri);
+  parsed.pathname = `/${name}`;
+  return parsed.toString();
+}
+
+function firstLine(error: unknown): string {
+  const text = error instanceof Error ? error.message : String(error);
+  return text.split('\n', 1)[0]?.trim() ?? '';
+}
