@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { BSON, type ObjectId } from 'mongodb';
 import { type Conflict, findConflicts, type Tree } from './conflicts.js';
 import { ACCOUNT_PROJECTION, type Account, isDeleted, type ResolvedCustomers } from './resolve.js';
-import { ADMIN_KIND, CUSTOMER_KIND, fieldRefs, type ReferenceMap, USERS } from './schema.js';
+import { ADMIN_KIND, CUSTOMER_KIND, type FieldRef, fieldRefs, type ReferenceMap, USERS } from './schema.js';
 import type { Document, ReadStore } from './store/types.js';
 
 export interface MigrationOptions {
@@ -90,24 +90,16 @@ export async function scanMigration(
 
   const sourceIds = sources.map((source) => source._id);
   const steps: Step[] = [];
-  const skipped: SkippedRef[] = [];
-  const inScope = async (ref: { collection: string; field: string; invoice: boolean }, filter: Document) => {
-    if (!(options.skipInvoices && ref.invoice)) return true;
-    skipped.push({
-      collection: ref.collection,
-      field: ref.field,
-      documents: await store.count(ref.collection, filter),
-    });
-    return false;
-  };
+  const skippedRefs: SkippedRef[] = [];
+  const skipped = (ref: FieldRef) => options.skipInvoices && ref.invoice;
 
   if (options.mergeConflicts && !blocked) {
     for (const conflict of conflicts) {
       if (conflict.resolution.action !== 'merge') continue;
       const { loser, survivor } = conflict.resolution;
       for (const ref of fieldRefs(map.accountRefs, map)) {
+        if (skipped(ref)) continue;
         const filter = { [ref.field]: loser };
-        if (!(await inScope(ref, filter))) continue;
         const expected = await store.count(ref.collection, filter);
         if (expected === 0) continue;
         const update = { $set: { [ref.field]: survivor } };
@@ -132,8 +124,11 @@ export async function scanMigration(
 
   for (const ref of fieldRefs(map.customerRefs, map)) {
     const filter = { [ref.field]: { $in: sourceIds } };
-    if (!(await inScope(ref, filter))) continue;
     const expected = await store.count(ref.collection, filter);
+    if (skipped(ref)) {
+      skippedRefs.push({ collection: ref.collection, field: ref.field, documents: expected });
+      continue;
+    }
     const update = { $set: { [ref.field]: destination._id } };
     steps.push({
       action: 'repoint-customer-refs',
@@ -182,7 +177,7 @@ export async function scanMigration(
     conflicts,
     blocked,
     steps,
-    skipped,
+    skipped: skippedRefs,
     estimate: { documents, threshold: TRANSACTION_WARNING_DOCUMENTS },
     warnings: warningsFor(summaries, documents),
   };

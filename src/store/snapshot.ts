@@ -97,7 +97,7 @@ export class SnapshotReadOnlyStore extends SnapshotReads implements ReadOnlyStor
     collections: Collections,
   ) {
     super(collections);
-    this.description = `snapshot file ${file}`;
+    this.description = `snapshot file ${file} (not a MongoDB server)`;
   }
 
   static async open(file: string): Promise<SnapshotReadOnlyStore> {

@@ -4,6 +4,7 @@ import { test } from 'node:test';
 import { BSON, type Document, MongoClient } from 'mongodb';
 import { ConnectionString } from 'mongodb-connection-string-url';
 import { parseSnapshot, serializeSnapshot } from '../../src/store/snapshot.js';
+import type { StoreTarget } from '../../src/store/types.js';
 import { tempDir } from './cli.js';
 import type { Collections } from './data.js';
 import { startMongo } from './mongo-server.js';
@@ -11,6 +12,8 @@ import { startMongo } from './mongo-server.js';
 /** One data set loaded into a back end, and the command-line arguments that point the tool at it. */
 export interface Loaded {
   args: string[];
+  /** The same place as a store target, for tests that open the store directly. */
+  target: StoreTarget;
   /** Every collection, documents sorted by _id. */
   dump(): Promise<Record<string, Document[]>>;
   /** The whole data set as canonical Extended JSON: equal strings mean equal data, types included. */
@@ -46,7 +49,12 @@ export function snapshotBackend(): Backend {
       const file = join(dir.path, `data-${files}.json`);
       writeFileSync(file, serializeSnapshot(data));
       const dump = async () => sorted(parseSnapshot(readFileSync(file, 'utf8'), file));
-      return { args: ['--snapshot', file], dump, state: async () => stateOf(await dump()) };
+      return {
+        args: ['--snapshot', file],
+        target: { kind: 'snapshot', file },
+        dump,
+        state: async () => stateOf(await dump()),
+      };
     },
     async close() {
       dir.remove();
@@ -88,7 +96,12 @@ export async function mongoBackend(label: string): Promise<Backend> {
         }
         return sorted(entries);
       };
-      return { args: ['--uri', uri.toString()], dump, state: async () => stateOf(await dump()) };
+      return {
+        args: ['--uri', uri.toString()],
+        target: { kind: 'mongodb', uri: uri.toString() },
+        dump,
+        state: async () => stateOf(await dump()),
+      };
     },
     async close() {
       for (const name of databases) await client.db(name).dropDatabase();

@@ -1,0 +1,125 @@
+import assert from 'node:assert/strict';
+import { after, describe, test } from 'node:test';
+import { ObjectId } from 'mongodb';
+import { RuntimeError } from '../../src/errors.js';
+import { openStore } from '../../src/store/index.js';
+import { MongoStore } from '../../src/store/mongo.js';
+import { collect } from '../../src/store/types.js';
+import { allBackends, testOn } from '../helpers/backends.js';
+import { NO_MONGO_SERVER } from '../helpers/mongo-server.js';
+
+/** The behaviours of a MongoDB server the snapshot back end must match, checked on every back end. */
+for (const backend of await allBackends('contract')) {
+  describe(`store contract on the ${backend.name} back end`, () => {
+    const it = testOn(backend);
+    after(() => backend.close());
+    const a = new ObjectId();
+    const b = new ObjectId();
+    const data = () =>
+      new Map([
+        [
+          'jobs',
+          [
+            { _id: new ObjectId(), byPuid: a, markedDelete: true },
+            { _id: new ObjectId(), byPuid: new ObjectId(a.toHexString()) },
+            { _id: new ObjectId(), byPuid: b },
+            { _id: new ObjectId(), byPuid: a.toHexString() },
+          ],
+        ],
+      ]);
+
+    it('ObjectId equality in filters: equal ids match, a hex string is not an ObjectId', async () => {
+      const store = await openStore((await backend.load(data())).target);
+      try {
+        assert.equal(await store.count('jobs', { byPuid: a }), 2);
+        assert.equal(await store.count('jobs', { byPuid: { $in: [new ObjectId(a.toHexString())] } }), 2);
+        assert.equal(await store.count('jobs', { byPuid: a.toHexString() }), 1);
+      } finally {
+        await store.close();
+      }
+    });
+
+    it('updateMany counts matched and modified the way the server does, soft-deleted documents included', async () => {
+      const loaded = await backend.load(data());
+      const store = await openStore(loaded.target);
+      try {
+        await store.assertTransactional();
+        await store.transaction(async (tx) => {
+          assert.deepEqual(await tx.updateMany('jobs', { byPuid: a }, { $set: { byPuid: b } }), {
+            matched: 2,
+            modified: 2,
+          });
+          assert.deepEqual(await tx.updateMany('jobs', { byPuid: b }, { $set: { byPuid: b } }), {
+            matched: 3,
+            modified: 0,
+          });
+        });
+        const jobs = (await loaded.dump()).jobs ?? [];
+        assert.equal(jobs.filter((job) => job.markedDelete === true && b.equals(job.byPuid)).length, 1);
+      } finally {
+        await store.close();
+      }
+    });
+
+    it('a document read inside a transaction does not change when a later update runs', async () => {
+      const store = await openStore((await backend.load(data())).target);
+      try {
+        await store.transaction(async (tx) => {
+          const before = await collect(tx.find('jobs', { byPuid: b }));
+          await tx.updateMany('jobs', { byPuid: b }, { $set: { status: 'moved' } });
+          assert.equal(before[0]?.status, undefined);
+        });
+      } finally {
+        await store.close();
+      }
+    });
+
+    it('a transaction that throws changes nothing', async () => {
+      const loaded = await backend.load(data());
+      const before = await loaded.state();
+      const store = await openStore(loaded.target);
+      try {
+        await assert.rejects(
+          store.transaction(async (tx) => {
+            await tx.updateMany('jobs', {}, { $set: { touched: true } });
+            throw new Error('injected');
+          }),
+          /injected/,
+        );
+      } finally {
+        await store.close();
+      }
+      assert.equal(await loaded.state(), before);
+    });
+  });
+}
+
+/** A standalone mongod cannot run transactions: the tool must say so before writing anything. */
+test('a standalone server is refused before any write', async (t) => {
+  process.env.MONGOMS_RUNTIME_DOWNLOAD ??= 'false';
+  const { MongoMemoryServer, MongoBinary } = await import('mongodb-memory-server-core');
+  try {
+    await MongoBinary.getPath();
+  } catch (error) {
+    t.skip(`${NO_MONGO_SERVER} (${(error as Error).message.split('\n')[0]})`);
+    return;
+  }
+  const server = await MongoMemoryServer.create();
+  try {
+    const store = await MongoStore.open(server.getUri('agm_standalone'));
+    try {
+      await assert.rejects(store.assertTransactional(), (error: unknown) => {
+        assert.ok(error instanceof RuntimeError);
+        assert.match(
+          error.message,
+          /is a standalone server and cannot run transactions; use a replica set or mongos/,
+        );
+        return true;
+      });
+    } finally {
+      await store.close();
+    }
+  } finally {
+    await server.stop();
+  }
+});
