@@ -5,7 +5,7 @@ import { BSON, type Document, MongoClient } from 'mongodb';
 import { ConnectionString } from 'mongodb-connection-string-url';
 import { parseSnapshot, serializeSnapshot } from '../../src/store/snapshot.js';
 import type { StoreTarget } from '../../src/store/types.js';
-import { tempDir } from './cli.js';
+import { runCli, tempDir } from './cli.js';
 import type { Collections } from './data.js';
 import { startMongo } from './mongo-server.js';
 
@@ -129,5 +129,29 @@ export async function allBackends(label: string): Promise<Backend[]> {
 export function testOn(backend: Backend): (name: string, fn: () => Promise<void>) => void {
   return (name, fn) => {
     test(name, { skip: backend.skip }, fn);
+  };
+}
+
+/**
+ * Runs the tool on a fresh copy of a data set in this back end, with its own history file in `dir`, and
+ * returns the data before and after (as documents and as canonical state strings) with the result.
+ */
+export function scenarioRunner(backend: Backend, dir: string) {
+  let runs = 0;
+  return async (data: Collections, args: string[]) => {
+    const loaded = await backend.load(data);
+    runs += 1;
+    const history = join(dir, `history-${runs}.json`);
+    const before = await loaded.dump();
+    const beforeState = await loaded.state();
+    const result = await runCli([...args, ...loaded.args, '--output-file', history]);
+    return {
+      result,
+      before,
+      after: await loaded.dump(),
+      beforeState,
+      afterState: await loaded.state(),
+      history,
+    };
   };
 }

@@ -5,7 +5,7 @@ import { after, describe } from 'node:test';
 import type { Document } from 'mongodb';
 import { DEFAULT_HISTORY_FILE } from '../../src/options.js';
 import { assertNoFile, byId, countWhere, lastRecord, readHistoryFile } from '../helpers/assertions.js';
-import { allBackends, testOn } from '../helpers/backends.js';
+import { allBackends, scenarioRunner, testOn } from '../helpers/backends.js';
 import { type CliResult, runCli, tempDir } from '../helpers/cli.js';
 import { demoData, IDS } from '../helpers/data.js';
 
@@ -26,24 +26,9 @@ for (const backend of await allBackends('guide')) {
       );
     });
 
-    let runs = 0;
-    /** Loads the demo data, runs the guide's command against it and returns the data before and after. */
-    async function run(args: string[]) {
-      const loaded = await backend.load(demoData());
-      runs += 1;
-      const history = join(dir.path, `history-${runs}.json`);
-      const before = await loaded.dump();
-      const beforeState = await loaded.state();
-      const result = await runCli([...args, ...loaded.args, '--output-file', history]);
-      return {
-        result,
-        before,
-        after: await loaded.dump(),
-        beforeState,
-        afterState: await loaded.state(),
-        history,
-      };
-    }
+    const runOnDemo = scenarioRunner(backend, dir.path);
+    /** Runs the guide's command against a fresh copy of the demo data. */
+    const run = (args: string[]) => runOnDemo(demoData(), args);
 
     function assertMigrated(
       before: Record<string, Document[]>,

@@ -1,11 +1,10 @@
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
 import { after, describe } from 'node:test';
 import { BSON, type Document } from 'mongodb';
 import { byId, countWhere, lastRecord } from '../helpers/assertions.js';
-import { allBackends, testOn } from '../helpers/backends.js';
-import { runCli, tempDir } from '../helpers/cli.js';
-import { buildData, type Collections, demoData, IDS } from '../helpers/data.js';
+import { allBackends, scenarioRunner, testOn } from '../helpers/backends.js';
+import { tempDir } from '../helpers/cli.js';
+import { buildData, demoData, IDS } from '../helpers/data.js';
 
 for (const backend of await allBackends('merge')) {
   describe(`--merge-conflicts and --convert-to-admin on the ${backend.name} back end`, () => {
@@ -15,23 +14,7 @@ for (const backend of await allBackends('merge')) {
       await backend.close();
       dir.remove();
     });
-    let runs = 0;
-    async function run(data: Collections, args: string[]) {
-      const loaded = await backend.load(data);
-      runs += 1;
-      const history = join(dir.path, `history-${runs}.json`);
-      const before = await loaded.dump();
-      const beforeState = await loaded.state();
-      const result = await runCli([...args, ...loaded.args, '--output-file', history]);
-      return {
-        result,
-        before,
-        after: await loaded.dump(),
-        beforeState,
-        afterState: await loaded.state(),
-        history,
-      };
-    }
+    const run = scenarioRunner(backend, dir.path);
 
     it('3. merge: the destination account survives, references follow it, the before-image is kept', async () => {
       const r = await run(demoData(), [
