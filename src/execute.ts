@@ -5,6 +5,8 @@ import {
   appendHistory,
   completedRecord,
   failedRecord,
+  type HistoryLock,
+  type HistoryRecord,
   lockHistory,
   type RunFacts,
   readHistory,
@@ -14,15 +16,16 @@ import type { Output } from './output.js';
 import { planJson, renderCompleted, renderConflictAbort, renderPlan, renderProgress } from './report.js';
 import { resolveCustomers } from './resolve.js';
 import { type Plan, scanMigration } from './scan.js';
-import { loadReferenceMap } from './schema.js';
+import { loadReferenceMap, type ReferenceMap } from './schema.js';
+import { describeTarget } from './store/index.js';
 import type { Store, StoreTarget } from './store/types.js';
 
 const log = createDebug('agm:migrate-customer-data');
 
 /**
- * Input is checked before anything is written (exit 2, no record). Then, holding the history lock: the
- * server is checked for transactions, the plan is shown, and the migration runs in one transaction. Every
- * outcome after that point, success or failure, is appended to the history file.
+ * Input is checked before anything is written: an input error (exit 2) leaves no trace, not even a history
+ * record. From there every outcome is recorded: the customers are resolved, the history lock is taken, the
+ * server is checked for transactions, the plan is shown, and the migration runs in one transaction.
  */
 export async function executeMigration(
   command: MigrateCommand,
@@ -31,73 +34,80 @@ export async function executeMigration(
 ): Promise<ExitCode> {
   await readHistory(command.historyFile);
   const map = await loadReferenceMap(command.configFile);
-  const store = await openStore(command.target);
+  const run: RunFacts = {
+    startedAt: new Date(),
+    target: describeTarget(command.target),
+    request: command.request,
+    options: command.options,
+  };
+  let store: Store | undefined;
+  let lock: HistoryLock | undefined;
+  let plan: Plan | undefined;
   try {
+    store = await openStore(command.target);
     const customers = await resolveCustomers(store, command.request);
-    const lock = await lockHistory(command.historyFile);
-    const run: RunFacts = {
-      startedAt: new Date(),
-      target: store.description,
-      request: command.request,
-      options: command.options,
-    };
-    try {
-      let plan: Plan | undefined;
-      let applied: Applied;
-      try {
-        await store.assertTransactional();
-        plan = await scanMigration(store, customers, command.options, map, run.startedAt);
-        output.report(renderPlan(plan, store.description, 'execute'));
-        if (plan.blocked) throw conflictAbort(plan);
-        output.progress('Applying in one transaction:');
-        applied = await applyMigration(
-          store,
-          { ...command.request, options: command.options, map, expectPlan: command.expectPlan },
-          {
-            onStep: (result) => output.progress(renderProgress(result)),
-            onAttempt: (attempt) => {
-              if (attempt > 1)
-                output.progress(`  transaction retried by MongoDB (attempt ${attempt}); re-reading`);
-            },
-          },
-        );
-      } catch (error) {
-        const failure = asMigrationError(error);
-        const failedPlan = (failure.context.plan as Plan | undefined) ?? plan;
-        if (failure instanceof ConflictError && failedPlan) output.error(renderConflictAbort(failedPlan));
-        const record = failedRecord(run, failure, failedPlan);
-        await appendHistory(command.historyFile, record);
-        log('failed: %O', error);
-        if (command.json) {
-          output.json({
-            mode: 'execute',
-            status: 'failed',
-            error: record.error,
-            record,
-            plan: failedPlan && planJson(failedPlan),
-          });
-        }
-        throw failure;
+    lock = await lockHistory(command.historyFile);
+    await store.assertTransactional();
+    plan = await scanMigration(store, customers, command.options, map, run.startedAt);
+    output.report(renderPlan(plan, store.description, 'execute'));
+    if (plan.blocked) throw conflictAbort(plan);
+    const applied = await apply(store, command, map, output);
+    const record = completedRecord(run, applied);
+    await recordCompleted(command.historyFile, record, output);
+    if (command.json)
+      output.json({ mode: 'execute', status: 'completed', record, plan: planJson(applied.plan) });
+    else output.report(renderCompleted(record, command.historyFile));
+    return ExitCode.ok;
+  } catch (error) {
+    const failure = asMigrationError(error);
+    log('failed: %O', error);
+    if (failure.exitCode !== ExitCode.usage && !failure.context.unrecordable) {
+      const failedPlan = (failure.context.plan as Plan | undefined) ?? plan;
+      if (failure instanceof ConflictError && failedPlan) output.error(renderConflictAbort(failedPlan));
+      lock ??= await lockHistory(command.historyFile);
+      const record = failedRecord(run, failure, failedPlan);
+      await appendHistory(command.historyFile, record);
+      if (command.json) {
+        output.json({
+          mode: 'execute',
+          status: 'failed',
+          error: record.error,
+          record,
+          plan: failedPlan && planJson(failedPlan),
+        });
       }
-      const record = completedRecord(run, applied);
-      try {
-        await appendHistory(command.historyFile, record);
-      } catch (error) {
-        output.error(JSON.stringify(record, null, 2));
-        throw new RuntimeError(
-          `The migration COMPLETED, but its record could not be appended to ${command.historyFile} (${(error as Error).message}); save the record printed above`,
-          { cause: error },
-        );
-      }
-      if (command.json)
-        output.json({ mode: 'execute', status: 'completed', record, plan: planJson(applied.plan) });
-      else output.report(renderCompleted(record, command.historyFile));
-      return ExitCode.ok;
-    } finally {
-      await lock.release();
     }
+    throw failure;
   } finally {
-    await store.close();
+    await lock?.release();
+    await store?.close();
+  }
+}
+
+function apply(store: Store, command: MigrateCommand, map: ReferenceMap, output: Output): Promise<Applied> {
+  output.progress('Applying in one transaction:');
+  return applyMigration(
+    store,
+    { ...command.request, options: command.options, map, expectPlan: command.expectPlan },
+    {
+      onStep: (result) => output.progress(renderProgress(result)),
+      onAttempt: (attempt) => {
+        if (attempt > 1) output.progress(`  transaction retried by MongoDB (attempt ${attempt}); re-reading`);
+      },
+    },
+  );
+}
+
+/** After the commit the record must not be lost: if the file cannot take it, it is printed instead. */
+async function recordCompleted(file: string, record: HistoryRecord, output: Output): Promise<void> {
+  try {
+    await appendHistory(file, record);
+  } catch (error) {
+    output.error(JSON.stringify(record, null, 2));
+    throw new RuntimeError(
+      `The migration COMPLETED, but its record could not be appended to ${file} (${(error as Error).message}); save the record printed above`,
+      { cause: error, context: { unrecordable: true } },
+    );
   }
 }
 

@@ -173,11 +173,16 @@ export async function lockHistory(file: string): Promise<HistoryLock> {
     handle = await open(lockFile, 'wx');
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'EEXIST') {
-      throw new RuntimeError(`Cannot create lock ${lockFile}: ${(error as Error).message}`, { cause: error });
+      throw new RuntimeError(`Cannot create lock ${lockFile}: ${(error as Error).message}`, {
+        cause: error,
+        context: { unrecordable: true },
+      });
     }
     const holder = await readFile(lockFile, 'utf8').catch(() => 'unknown holder');
+    // Not recorded: the history belongs to the run holding the lock.
     throw new RuntimeError(
       `Another migration is running (lock ${lockFile}: ${holder.trim()}); wait for it, or delete the lock if no migration is running`,
+      { context: { unrecordable: true } },
     );
   }
   try {

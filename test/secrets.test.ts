@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { redactText, redactUri, secretsOf } from '../src/secrets.js';
@@ -53,5 +53,11 @@ test('an unreachable server fails within seconds, names the host, and never show
     );
     assert.doesNotMatch(result.stdout + result.stderr, /Pa55w0rd/);
   }
-  assert.equal(existsSync(history) ? readFileSync(history, 'utf8').includes('Pa55w0rd') : false, false);
+  const records = JSON.parse(readFileSync(history, 'utf8'));
+  assert.equal(records.length, 1, 'the failed execution is recorded; the preview is not');
+  assert.equal(records[0].status, 'failed');
+  assert.equal(records[0].target, 'MongoDB 127.0.0.1:9/agmission');
+  assert.deepEqual(records[0].sources, []);
+  assert.deepEqual(records[0].request, { sources: ['acme_west'], destination: 'acme_corporate' });
+  assert.doesNotMatch(readFileSync(history, 'utf8'), /Pa55w0rd/);
 });

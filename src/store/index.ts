@@ -1,5 +1,6 @@
-import { type MongoOptions, MongoReadOnlyStore, MongoStore } from './mongo.js';
-import { SnapshotReadOnlyStore, SnapshotStore } from './snapshot.js';
+import { redactUri } from '../secrets.js';
+import { type MongoOptions, MongoReadOnlyStore, MongoStore, parseMongoUri } from './mongo.js';
+import { describeSnapshot, SnapshotReadOnlyStore, SnapshotStore } from './snapshot.js';
 import type { ReadOnlyStore, Store, StoreTarget } from './types.js';
 
 export type { ReadOnlyStore, Store, StoreTarget } from './types.js';
@@ -13,4 +14,14 @@ export function openReadOnlyStore(target: StoreTarget, options: MongoOptions = {
 
 export function openStore(target: StoreTarget, options: MongoOptions = {}): Promise<Store> {
   return target.kind === 'snapshot' ? SnapshotStore.open(target.file) : MongoStore.open(target.uri, options);
+}
+
+/** The store's description without opening it (for records of runs that never reached it). */
+export function describeTarget(target: StoreTarget): string {
+  if (target.kind === 'snapshot') return describeSnapshot(target.file);
+  try {
+    return parseMongoUri(target.uri).description;
+  } catch {
+    return redactUri(target.uri);
+  }
 }

@@ -105,7 +105,8 @@ export class MongoStore extends MongoReadOnlyStore implements Store {
   }
 }
 
-async function connect(uri: string, options: MongoOptions) {
+/** Where a URI points, as it may be shown: hosts and database, never credentials. */
+export function parseMongoUri(uri: string) {
   let parsed: ConnectionString;
   try {
     parsed = new ConnectionString(uri);
@@ -115,7 +116,11 @@ async function connect(uri: string, options: MongoOptions) {
     });
   }
   const databaseName = decodeURIComponent(parsed.pathname.replace(/^\//, '')) || DEFAULT_DATABASE;
-  const description = `MongoDB ${parsed.hosts.join(',')}/${databaseName}`;
+  return { parsed, databaseName, description: `MongoDB ${parsed.hosts.join(',')}/${databaseName}` };
+}
+
+async function connect(uri: string, options: MongoOptions) {
+  const { parsed, databaseName, description } = parseMongoUri(uri);
   const timeoutInUri = [...parsed.searchParams.keys()].some(
     (key) => key.toLowerCase() === 'serverselectiontimeoutms',
   );

@@ -89,6 +89,11 @@ function digestOf(text: string): string {
   return createHash('sha256').update(text).digest('hex');
 }
 
+/** Said wherever a result is shown, so a rehearsal is never taken for a run against MongoDB. */
+export function describeSnapshot(file: string): string {
+  return `snapshot file ${file} (not a MongoDB server)`;
+}
+
 export class SnapshotReadOnlyStore extends SnapshotReads implements ReadOnlyStore {
   readonly description: string;
 
@@ -97,7 +102,7 @@ export class SnapshotReadOnlyStore extends SnapshotReads implements ReadOnlyStor
     collections: Collections,
   ) {
     super(collections);
-    this.description = `snapshot file ${file} (not a MongoDB server)`;
+    this.description = describeSnapshot(file);
   }
 
   static async open(file: string): Promise<SnapshotReadOnlyStore> {

@@ -31,10 +31,19 @@ export async function startMongo(): Promise<MongoServer | { skip: string }> {
   }
 }
 
-/** The same server, with `name` as the URI's database (the one MongoStore and `client.db()` use). */
+/**
+ * The same server, with `name` as the URI's database (the one MongoStore and `client.db()` use). Credentials
+ * keep authenticating where they did: against the URI's old database (admin when none) unless authSource
+ * says.
+ */
 export function withDatabase(uri: string, name: string): string {
   const parsed = new ConnectionString(uri);
-  parsed.pathname = `/${name}`;
+  const hasAuthSource = [...parsed.searchParams.keys()].some((key) => key.toLowerCase() === 'authsource');
+  // mongodb+srv: the DNS TXT record usually names authSource (Atlas: admin), and it outranks the path.
+  if (parsed.username && !hasAuthSource && !parsed.isSRV) {
+    parsed.searchParams.set('authSource', decodeURIComponent(parsed.pathname.replace(/^\//, '')) || 'admin');
+  }
+  parsed.pathname = `/${encodeURIComponent(name)}`;
   return parsed.toString();
 }
 
