@@ -33,7 +33,11 @@ class MongoReads {
   ) {}
 
   find(collection: string, filter: Document, options: FindOptions = {}): AsyncIterable<Document> {
-    return this.db.collection(collection).find(filter, { ...options, session: this.session });
+    // Numbers stay Int32/Double/Long objects, as on the snapshot back end, so a before-image written to the
+    // history keeps each number's BSON type (a double 10.0 read as a JS number would come back as an int).
+    return this.db
+      .collection(collection)
+      .find(filter, { ...options, promoteValues: false, session: this.session });
   }
 
   count(collection: string, filter: Document): Promise<number> {

@@ -1,0 +1,137 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, test } from 'node:test';
+import { MongoClient, type ObjectId } from 'mongodb';
+import {
+  createSeed,
+  DESTINATION_USERNAME,
+  insertSeed,
+  type Seed,
+  SOURCE_USERNAME,
+  writeSnapshotSeed,
+} from '../bench/seed.js';
+import { type ApplyRequest, applyMigration } from '../src/apply.js';
+import { DEFAULT_REFERENCE_MAP } from '../src/schema.js';
+import { countingStore } from '../src/store/counting.js';
+import { MongoStore } from '../src/store/mongo.js';
+import { parseSnapshot, SnapshotStore } from '../src/store/snapshot.js';
+import { startMongo, withDatabase } from './helpers/mongo-server.js';
+
+// The engine's promise (see scanMigration): the commands of a migration do not depend on how many documents
+// move. Two sizes, the same data otherwise; the count may differ by a few (getMore batches), never by N.
+const SMALL = 1_000;
+const LARGE = 20_000;
+const SLACK = 5;
+const CEILING = 50;
+
+const request: ApplyRequest = {
+  sources: [SOURCE_USERNAME],
+  destination: DESTINATION_USERNAME,
+  options: { mergeConflicts: true, convertToAdmin: false, skipInvoices: false },
+  map: DEFAULT_REFERENCE_MAP,
+};
+
+type CountBy = (collection: string, field: string, id: ObjectId) => Promise<number> | number;
+
+/** Everything moved and nothing else did, so the command counts cannot pass on a migration that did nothing. */
+async function assertMigrated(seed: Seed, countBy: CountBy): Promise<void> {
+  const { n, sourceId, destinationId, noiseId, merge, expected } = seed;
+  assert.equal(await countBy('jobs', 'byPuid', destinationId), n, 'jobs moved to the destination');
+  assert.equal(await countBy('jobs', 'byPuid', sourceId), 0, 'no job left on the source');
+  assert.equal(await countBy('invoices', 'customer', destinationId), n, 'invoices moved to the destination');
+  assert.equal(await countBy('invoices', 'customer', sourceId), 0, 'no invoice left on the source');
+  assert.equal(await countBy('users', 'parent', sourceId), 0, 'no sub-account left under the source');
+  assert.equal(await countBy('jobs', 'byPuid', noiseId), expected.noiseJobs, 'unrelated jobs untouched');
+  assert.equal(
+    await countBy('invoices', 'customer', noiseId),
+    expected.noiseInvoices,
+    'unrelated invoices untouched',
+  );
+  assert.ok(merge, 'the seed has an account to merge');
+  assert.equal(await countBy('jobs', 'client', merge.loser), 0, 'jobs re-pointed off the merged client');
+  assert.ok((await countBy('jobs', 'client', merge.survivor)) > 0, 'jobs re-pointed to the surviving client');
+}
+
+function assertFlat(small: number, large: number): void {
+  assert.ok(
+    Math.abs(large - small) <= SLACK,
+    `commands per migration: ${small} at N=${SMALL}, ${large} at N=${LARGE}; they must differ by at most ${SLACK}`,
+  );
+  assert.ok(large < CEILING, `${large} commands at N=${LARGE}; expected fewer than ${CEILING}`);
+}
+
+test('engine commands per migration do not grow with N (snapshot back end)', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'agm-test-'));
+  try {
+    const migrate = async (n: number): Promise<number> => {
+      const seed = createSeed(n);
+      const file = path.join(dir, `seed-${n}.json`);
+      await writeSnapshotSeed(file, seed);
+      const counting = countingStore(await SnapshotStore.open(file));
+      try {
+        await applyMigration(counting.store, request);
+      } finally {
+        await counting.store.close();
+      }
+      const written = parseSnapshot(fs.readFileSync(file, 'utf8'), file);
+      await assertMigrated(
+        seed,
+        (collection, field, id) => (written.get(collection) ?? []).filter((d) => id.equals(d[field])).length,
+      );
+      return counting.counts().total;
+    };
+    assertFlat(await migrate(SMALL), await migrate(LARGE));
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+const mongo = await startMongo();
+after(async () => {
+  if ('stop' in mongo) await mongo.stop();
+});
+
+test(
+  'engine commands per migration do not grow with N (MongoDB)',
+  'skip' in mongo ? { skip: mongo.skip } : {},
+  async () => {
+    if ('skip' in mongo) return;
+    const client = new MongoClient(mongo.uri, { serverSelectionTimeoutMS: 5000 });
+    await client.connect();
+    try {
+      const migrate = async (n: number): Promise<number> => {
+        const seed = createSeed(n);
+        const name = `agm_test_commands_${process.pid}_${Date.now().toString(36)}_${n}`;
+        const db = client.db(name);
+        try {
+          await insertSeed(db, seed);
+          let commands = 0;
+          const store = await MongoStore.open(withDatabase(mongo.uri, name), {
+            onCommand: () => {
+              commands += 1;
+            },
+          });
+          let counted: number;
+          try {
+            const before = commands;
+            await applyMigration(store, request);
+            counted = commands - before;
+          } finally {
+            await store.close();
+          }
+          await assertMigrated(seed, (collection, field, id) =>
+            db.collection(collection).countDocuments({ [field]: id }),
+          );
+          return counted;
+        } finally {
+          await db.dropDatabase();
+        }
+      };
+      assertFlat(await migrate(SMALL), await migrate(LARGE));
+    } finally {
+      await client.close();
+    }
+  },
+);
