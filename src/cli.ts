@@ -1,10 +1,11 @@
+import { format } from 'node:util';
 import createDebug from 'debug';
 import { ExitCode } from './errors.js';
 import { asMigrationError, executeMigration } from './execute.js';
 import { HelpShown, type MigrateCommand, type OptionContext, parseOptions } from './options.js';
 import { createOutput } from './output.js';
 import { previewMigration } from './preview.js';
-import { secretsOf } from './secrets.js';
+import { redactText, secretsOf } from './secrets.js';
 import { openReadOnlyStore, openStore } from './store/index.js';
 
 const log = createDebug('agm:migrate-customer-data');
@@ -35,6 +36,8 @@ export async function main(
   environment: Environment = processEnvironment(),
 ): Promise<ExitCode> {
   const secrets = [environment.env.MONGODB_URI, ...argv].flatMap(secretsOf);
+  // DEBUG output (errors with their causes, driver messages) passes the same filter as everything else.
+  createDebug.log = (...args: unknown[]) => process.stderr.write(`${redactText(format(...args), secrets)}\n`);
   let command: MigrateCommand | undefined;
   const safeStreams = createOutput(environment, false, secrets);
   try {

@@ -88,85 +88,11 @@ export async function scanMigration(
     conflicts.length > 0 &&
     (!options.mergeConflicts || conflicts.some((c) => c.resolution.action === 'block'));
 
-  const sourceIds = sources.map((source) => source._id);
-  const steps: Step[] = [];
-  const skippedRefs: SkippedRef[] = [];
   const skipped = (ref: FieldRef) => options.skipInvoices && ref.invoice;
-
-  if (options.mergeConflicts && !blocked) {
-    for (const conflict of conflicts) {
-      if (conflict.resolution.action !== 'merge') continue;
-      const { loser, survivor } = conflict.resolution;
-      for (const ref of fieldRefs(map.accountRefs, map)) {
-        if (skipped(ref)) continue;
-        const filter = { [ref.field]: loser };
-        const expected = await store.count(ref.collection, filter);
-        if (expected === 0) continue;
-        const update = { $set: { [ref.field]: survivor } };
-        steps.push({
-          action: 'repoint-account-refs',
-          collection: ref.collection,
-          field: ref.field,
-          filter,
-          update,
-          expected,
-        });
-      }
-      steps.push({
-        action: 'mark-merged-account',
-        collection: USERS,
-        filter: { _id: loser, markedDelete: { $ne: true } },
-        update: { $set: { markedDelete: true, active: false, mergedInto: survivor, mergedAt: now } },
-        expected: 1,
-      });
-    }
-  }
-
-  for (const ref of fieldRefs(map.customerRefs, map)) {
-    const filter = { [ref.field]: { $in: sourceIds } };
-    const expected = await store.count(ref.collection, filter);
-    if (skipped(ref)) {
-      skippedRefs.push({ collection: ref.collection, field: ref.field, documents: expected });
-      continue;
-    }
-    const update = { $set: { [ref.field]: destination._id } };
-    steps.push({
-      action: 'repoint-customer-refs',
-      collection: ref.collection,
-      field: ref.field,
-      filter,
-      update,
-      expected,
-    });
-  }
-
-  const sourceFilter = { _id: { $in: sourceIds }, kind: CUSTOMER_KIND, markedDelete: { $ne: true } };
-  const migrated = { migratedTo: destination._id, migratedAt: now };
-  steps.push(
-    options.convertToAdmin
-      ? {
-          action: 'convert-sources',
-          collection: USERS,
-          filter: sourceFilter,
-          update: {
-            $set: {
-              kind: ADMIN_KIND,
-              parent: destination._id,
-              active: true,
-              convertedFrom: CUSTOMER_KIND,
-              ...migrated,
-            },
-          },
-          expected: sources.length,
-        }
-      : {
-          action: 'deactivate-sources',
-          collection: USERS,
-          filter: sourceFilter,
-          update: { $set: { active: false, markedDelete: true, ...migrated } },
-          expected: sources.length,
-        },
-  );
+  const merges =
+    options.mergeConflicts && !blocked ? await mergeSteps(store, conflicts, map, skipped, now) : [];
+  const customer = await customerSteps(store, customers, map, skipped);
+  const steps = [...merges, ...customer.steps, sourceStep(customers, options, now)];
 
   const documents = steps.reduce((sum, step) => sum + step.expected, 0);
   const summaries = trees.map(summarize);
@@ -177,11 +103,105 @@ export async function scanMigration(
     conflicts,
     blocked,
     steps,
-    skipped: skippedRefs,
+    skipped: customer.skipped,
     estimate: { documents, threshold: TRANSACTION_WARNING_DOCUMENTS },
     warnings: warningsFor(summaries, documents),
   };
   return { ...plan, fingerprint: fingerprintOf(plan) };
+}
+
+/** Per merged account: its account references move to the survivor, then it is marked merged. */
+async function mergeSteps(
+  store: ReadStore,
+  conflicts: Conflict[],
+  map: ReferenceMap,
+  skipped: (ref: FieldRef) => boolean,
+  now: Date,
+): Promise<Step[]> {
+  const steps: Step[] = [];
+  for (const { resolution } of conflicts) {
+    if (resolution.action !== 'merge') continue;
+    const { loser, survivor } = resolution;
+    for (const ref of fieldRefs(map.accountRefs, map)) {
+      if (skipped(ref)) continue;
+      const filter = { [ref.field]: loser };
+      const expected = await store.count(ref.collection, filter);
+      if (expected === 0) continue;
+      const update = { $set: { [ref.field]: survivor } };
+      steps.push({
+        action: 'repoint-account-refs',
+        collection: ref.collection,
+        field: ref.field,
+        filter,
+        update,
+        expected,
+      });
+    }
+    steps.push({
+      action: 'mark-merged-account',
+      collection: USERS,
+      filter: { _id: loser, markedDelete: { $ne: true } },
+      update: { $set: { markedDelete: true, active: false, mergedInto: survivor, mergedAt: now } },
+      expected: 1,
+    });
+  }
+  return steps;
+}
+
+/** One updateMany per customer reference field, for all sources at once; skipped fields are only counted. */
+async function customerSteps(
+  store: ReadStore,
+  { sources, destination }: ResolvedCustomers,
+  map: ReferenceMap,
+  skipped: (ref: FieldRef) => boolean,
+): Promise<{ steps: Step[]; skipped: SkippedRef[] }> {
+  const result: { steps: Step[]; skipped: SkippedRef[] } = { steps: [], skipped: [] };
+  for (const ref of fieldRefs(map.customerRefs, map)) {
+    const filter = { [ref.field]: { $in: sources.map((source) => source._id) } };
+    const expected = await store.count(ref.collection, filter);
+    if (skipped(ref)) {
+      result.skipped.push({ collection: ref.collection, field: ref.field, documents: expected });
+      continue;
+    }
+    const update = { $set: { [ref.field]: destination._id } };
+    result.steps.push({
+      action: 'repoint-customer-refs',
+      collection: ref.collection,
+      field: ref.field,
+      filter,
+      update,
+      expected,
+    });
+  }
+  return result;
+}
+
+/** The sources end deactivated, or with --convert-to-admin as active admins under the destination. */
+function sourceStep({ sources, destination }: ResolvedCustomers, options: MigrationOptions, now: Date): Step {
+  const filter = {
+    _id: { $in: sources.map((source) => source._id) },
+    kind: CUSTOMER_KIND,
+    markedDelete: { $ne: true },
+  };
+  const migrated = { migratedTo: destination._id, migratedAt: now };
+  if (options.convertToAdmin) {
+    const admin = { kind: ADMIN_KIND, parent: destination._id, active: true, convertedFrom: CUSTOMER_KIND };
+    return {
+      action: 'convert-sources',
+      collection: USERS,
+      filter,
+      update: { $set: { ...admin, ...migrated } },
+      expected: sources.length,
+    };
+  }
+  const deactivated = { active: false, markedDelete: true };
+  return {
+    action: 'deactivate-sources',
+    collection: USERS,
+    filter,
+    update: { $set: { ...deactivated, ...migrated } },
+    expected: sources.length,
+  };
 }
 
 async function readTrees(store: ReadStore, customers: Account[]): Promise<Tree[]> {
