@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { MongoClient, type ObjectId } from 'mongodb';
 import {
   createSeed,
@@ -130,6 +132,49 @@ test(
         }
       };
       assertFlat(await migrate(SMALL), await migrate(LARGE));
+    } finally {
+      await client.close();
+    }
+  },
+);
+
+/**
+ * The engine's memory must not grow with the documents it moves: peak RSS of a whole migration in its own
+ * process (the bench's child mode, so earlier tests do not count) at N = 1k and N = 100k.
+ */
+test(
+  'peak RSS growth from N = 1k to N = 100k stays under 50 MB (MongoDB)',
+  'skip' in mongo ? { skip: mongo.skip } : {},
+  async () => {
+    if ('skip' in mongo) return;
+    const client = new MongoClient(mongo.uri, { serverSelectionTimeoutMS: 5000 });
+    await client.connect();
+    const peak = async (n: number): Promise<number> => {
+      const name = `agm_test_rss_${process.pid}_${n}`;
+      const db = client.db(name);
+      try {
+        await insertSeed(db, createSeed(n));
+        const bench = fileURLToPath(new URL('../bench/run.js', import.meta.url));
+        const child = spawnSync(
+          process.execPath,
+          [bench, '--one', 'mongo', 'engine', String(n), withDatabase(mongo.uri, name)],
+          { encoding: 'utf8', timeout: 240_000 },
+        );
+        assert.equal(child.status, 0, child.stdout + child.stderr);
+        const reply = JSON.parse(child.stdout.trim().split('\n').at(-1) ?? '{}');
+        assert.ok(reply.modified >= 2 * n, `the migration at N=${n} moved its jobs and invoices`);
+        return reply.peakRssMiB;
+      } finally {
+        await db.dropDatabase();
+      }
+    };
+    try {
+      const small = await peak(1_000);
+      const large = await peak(100_000);
+      assert.ok(
+        large - small < 50,
+        `peak RSS ${small.toFixed(1)} MiB at 1k, ${large.toFixed(1)} MiB at 100k`,
+      );
     } finally {
       await client.close();
     }
