@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe } from 'node:test';
-import type { Document } from 'mongodb';
+import { type Document, ObjectId } from 'mongodb';
 import { DEFAULT_HISTORY_FILE } from '../../src/options.js';
 import { assertNoFile, byId, countWhere, lastRecord, readHistoryFile } from '../helpers/assertions.js';
 import { allBackends, scenarioRunner, testOn } from '../helpers/backends.js';
@@ -26,9 +26,9 @@ for (const backend of await allBackends('guide')) {
       );
     });
 
-    const runOnDemo = scenarioRunner(backend, dir.path);
+    const runOnDemoData = scenarioRunner(backend, dir.path);
     /** Runs the guide's command against a fresh copy of the demo data. */
-    const run = (args: string[]) => runOnDemo(demoData(), args);
+    const run = (args: string[]) => runOnDemoData(demoData(), args);
 
     function assertMigrated(
       before: Record<string, Document[]>,
@@ -292,6 +292,43 @@ for (const backend of await allBackends('guide')) {
         readHistoryFile(file).map((record) => record.sources[0]?.username),
         ['acme_west', 'acme_east'],
       );
+    });
+
+    it('--config adds a collection to the map: its references move in the same transaction', async () => {
+      const data = demoData();
+      const applications = [IDS.regional_ag, IDS.regional_ag, IDS.valley_sprayers].map((customer) => ({
+        _id: new ObjectId(),
+        customer: new ObjectId(customer),
+        operator: new ObjectId(IDS.john_farmer),
+      }));
+      data.set('applications', applications);
+      const config = join(dir.path, 'map.json');
+      writeFileSync(
+        config,
+        JSON.stringify({
+          customerRefs: {
+            users: ['parent'],
+            jobs: ['byPuid'],
+            invoices: ['customer'],
+            applications: ['customer'],
+          },
+        }),
+      );
+      const r = await runOnDemoData(data, [
+        '--sources',
+        'regional_ag',
+        '--destination',
+        'consolidated_ag',
+        '--config',
+        config,
+      ]);
+      assert.equal(r.result.code, 0, r.result.stderr);
+      assert.equal(countWhere(r.after.applications, 'customer', IDS.consolidated_ag), 2);
+      assert.equal(countWhere(r.after.applications, 'customer', IDS.valley_sprayers), 1);
+      assert.deepEqual(lastRecord(r.history).stats.customerRefs['applications.customer'], {
+        matched: 2,
+        modified: 2,
+      });
     });
   });
 }
