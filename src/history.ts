@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto';
+import { rmSync } from 'node:fs';
 import { mkdir, open, readFile, unlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { dirname } from 'node:path';
 import type { Applied } from './apply.js';
 import { describeStep } from './apply.js';
-import { type MigrationError, RuntimeError, UsageError } from './errors.js';
+import { ExitCode, type MigrationError, RuntimeError, UsageError } from './errors.js';
 import { canonical, plain } from './plain.js';
 import type { CustomerRequest } from './resolve.js';
 import type { MigrationOptions, Plan } from './scan.js';
@@ -190,5 +191,22 @@ export async function lockHistory(file: string): Promise<HistoryLock> {
   } finally {
     await handle.close();
   }
-  return { release: () => unlink(lockFile).catch(() => {}) };
+  // Ctrl-C would otherwise skip every finally and leave a lock that blocks the next run. The transaction is
+  // all or nothing either way; only a signal between commit and record can leave a commit unrecorded.
+  const onSignal = (signal: NodeJS.Signals) => {
+    rmSync(lockFile, { force: true });
+    process.stderr.write(
+      `Interrupted (${signal}) before the run finished: the migration committed entirely or not at all; run --preview to see which\n`,
+    );
+    process.exit(ExitCode.failed);
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  return {
+    release: async () => {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      await unlink(lockFile).catch(() => {});
+    },
+  };
 }
