@@ -1,18 +1,10 @@
 import createDebug from 'debug';
 import { type Applied, applyMigration } from './apply.js';
 import { ConflictError, ExitCode, type MigrationError, RuntimeError } from './errors.js';
-import {
-  appendHistory,
-  completedRecord,
-  failedRecord,
-  type HistoryLock,
-  type HistoryRecord,
-  lockHistory,
-  type RunFacts,
-  readHistory,
-} from './history.js';
+import { appendHistory, type HistoryLock, lockHistory, readHistory } from './history.js';
 import type { MigrateCommand } from './options.js';
 import type { Output } from './output.js';
+import { completedRecord, failedRecord, type HistoryRecord, type RunFacts } from './record.js';
 import { planJson, renderCompleted, renderConflictAbort, renderPlan, renderProgress } from './report.js';
 import { resolveCustomers } from './resolve.js';
 import { type Plan, scanMigration } from './scan.js';

@@ -1,7 +1,7 @@
 import { describeStep, type StepResult } from './apply.js';
 import type { Conflict, ConflictAccount } from './conflicts.js';
-import type { HistoryRecord } from './history.js';
 import { plain } from './plain.js';
+import type { HistoryRecord } from './record.js';
 import type { CustomerSummary, Plan, Step } from './scan.js';
 
 const WAYS_OUT =

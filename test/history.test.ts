@@ -3,7 +3,8 @@ import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { appendHistory, type HistoryRecord, lockHistory, readHistory } from '../src/history.js';
+import { appendHistory, lockHistory, readHistory } from '../src/history.js';
+import type { HistoryRecord } from '../src/record.js';
 import { tempDir } from './helpers/cli.js';
 
 const dir = tempDir();

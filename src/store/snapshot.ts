@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
-import { open, readFile, rename, unlink } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { readFile } from 'node:fs/promises';
 import createDebug from 'debug';
 import { find, updateMany } from 'mingo';
 import { BSON } from 'mongodb';
+import { replaceFile } from '../atomic-file.js';
 import { RuntimeError, UsageError } from '../errors.js';
 import type { Document, FindOptions, ReadOnlyStore, Store, TransactionStore, UpdateResult } from './types.js';
 
@@ -135,25 +135,5 @@ export class SnapshotStore extends SnapshotReadOnlyStore implements Store {
     this.collections = collections;
     log('committed %s', this.file);
     return result;
-  }
-}
-
-/** Write a temp file beside the target, flush it, then rename over the target: readers see old or new, never half. */
-export async function replaceFile(file: string, text: string): Promise<void> {
-  const temp = join(dirname(file), `.${basename(file)}.${process.pid}.${Date.now()}.tmp`);
-  try {
-    const handle = await open(temp, 'wx');
-    try {
-      await handle.writeFile(text, 'utf8');
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await rename(temp, file);
-  } catch (error) {
-    await unlink(temp).catch(() => {});
-    throw new RuntimeError(`Cannot write ${file}: ${(error as Error).message}; the file was left as it was`, {
-      cause: error,
-    });
   }
 }
