@@ -1,6 +1,6 @@
 import createDebug from 'debug';
 import { type Applied, applyMigration } from './apply.js';
-import { ConflictError, ExitCode, type MigrationError, RuntimeError } from './errors.js';
+import { ConflictError, ExitCode, errorMessage, type MigrationError, RuntimeError } from './errors.js';
 import { appendHistory, type HistoryLock, lockHistory, readHistory } from './history.js';
 import type { MigrateCommand } from './options.js';
 import type { Output } from './output.js';
@@ -117,7 +117,7 @@ function conflictAbort(plan: Plan): ConflictError {
 export function asMigrationError(error: unknown): MigrationError {
   if (error instanceof Error && 'exitCode' in error && 'context' in error) return error as MigrationError;
   return new RuntimeError(
-    `Unexpected error: ${error instanceof Error ? error.message : String(error)}; nothing was committed (details: DEBUG=agm:*)`,
+    `Unexpected error: ${errorMessage(error)}; nothing was committed (details: DEBUG=agm:*)`,
     { cause: error },
   );
 }

@@ -184,22 +184,13 @@ function sourceStep({ sources, destination }: ResolvedCustomers, options: Migrat
     markedDelete: { $ne: true },
   };
   const migrated = { migratedTo: destination._id, migratedAt: now };
-  if (options.convertToAdmin) {
-    const admin = { kind: ADMIN_KIND, parent: destination._id, active: true, convertedFrom: CUSTOMER_KIND };
-    return {
-      action: 'convert-sources',
-      collection: USERS,
-      filter,
-      update: { $set: { ...admin, ...migrated } },
-      expected: sources.length,
-    };
-  }
+  const admin = { kind: ADMIN_KIND, parent: destination._id, active: true, convertedFrom: CUSTOMER_KIND };
   const deactivated = { active: false, markedDelete: true };
   return {
-    action: 'deactivate-sources',
+    action: options.convertToAdmin ? 'convert-sources' : 'deactivate-sources',
     collection: USERS,
     filter,
-    update: { $set: { ...deactivated, ...migrated } },
+    update: { $set: { ...(options.convertToAdmin ? admin : deactivated), ...migrated } },
     expected: sources.length,
   };
 }
