@@ -1,4 +1,5 @@
 import { fork } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -64,6 +65,7 @@ async function engineSnapshot(file: string): Promise<Measured> {
       ...REQUEST,
       options: OPTIONS,
       map: DEFAULT_REFERENCE_MAP,
+      run: { id: randomUUID(), now: new Date() },
     });
     const seconds = (performance.now() - started) / 1000;
     return { modified: modifiedBy(applied.results), commands: counting.counts().total, seconds };
@@ -82,7 +84,12 @@ async function engineMongo(uri: string): Promise<Measured> {
   try {
     const before = commands;
     const started = performance.now();
-    const applied = await applyMigration(store, { ...REQUEST, options: OPTIONS, map: DEFAULT_REFERENCE_MAP });
+    const applied = await applyMigration(store, {
+      ...REQUEST,
+      options: OPTIONS,
+      map: DEFAULT_REFERENCE_MAP,
+      run: { id: randomUUID(), now: new Date() },
+    });
     const seconds = (performance.now() - started) / 1000;
     return { modified: modifiedBy(applied.results), commands: commands - before, seconds };
   } finally {

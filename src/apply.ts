@@ -1,8 +1,9 @@
 import createDebug from 'debug';
 import type { ObjectId } from 'mongodb';
-import { ConflictError, RuntimeError } from './errors.js';
-import { type CustomerRequest, resolveCustomers } from './resolve.js';
-import { type MigrationOptions, type Plan, type Step, scanMigration } from './scan.js';
+import { BlockedError, RuntimeError } from './errors.js';
+import { type AccountRole, type JournalAccount, type JournalHead, journalMoves } from './journal.js';
+import { type CustomerRequest, type ResolvedCustomers, resolveCustomers } from './resolve.js';
+import { isBlocked, type MigrationOptions, type Plan, type Run, type Step, scanMigration } from './scan.js';
 import { type ReferenceMap, USERS } from './schema.js';
 import {
   collect,
@@ -23,90 +24,150 @@ export interface Applied {
   /** The plan that ran: made inside the transaction, on its snapshot. */
   plan: Plan;
   results: StepResult[];
-  /** Full original documents, kept in the history so a merge or conversion can be proven and undone. */
-  mergedAccounts: { before: Document; survivor: ObjectId }[];
-  convertedCustomers: { before: Document }[];
+  /** Every account document the migration changed as a whole (sources, merged, converted): before and after. */
+  accounts: JournalAccount[];
+  journal: { collection: string; chunks: number; documents: number };
 }
 
 export interface ApplyRequest extends CustomerRequest {
   options: MigrationOptions;
   map: ReferenceMap;
+  run: Run;
   /** A fingerprint from a reviewed preview; the migration stops if the plan is no longer that one. */
   expectPlan?: string;
 }
 
 export interface ApplyHooks {
   onStep?: (result: StepResult) => void;
-  onAttempt?: (attempt: number) => void;
+  onRetry?: (attempt: number) => void;
+  onCommit?: () => void;
+  signal?: AbortSignal;
 }
 
 /**
  * One transaction: resolve and scan again on the transaction's snapshot (the data may have changed since
- * the preview, and MongoDB may re-run this callback), then run the plan's updates one after another. Any
- * surprise, including an update matching a different number of documents than the plan said, throws and
- * so rolls everything back.
+ * the preview, and MongoDB may re-run this callback), then run the plan's updates one after another, each
+ * preceded by the journal of the ids it moves, and last the journal's head. Any surprise, including an update
+ * matching a different number of documents than the plan said, throws and so rolls everything back.
  */
 export async function applyMigration(
   store: Store,
   request: ApplyRequest,
   hooks: ApplyHooks = {},
 ): Promise<Applied> {
-  let attempt = 0;
-  return store.transaction(async (tx) => {
-    attempt += 1;
-    hooks.onAttempt?.(attempt);
-    const customers = await resolveCustomers(tx, request);
-    const plan = await scanMigration(tx, customers, request.options, request.map, new Date());
-    log(
-      'plan %s: %d steps, %d conflicts (attempt %d)',
-      plan.fingerprint,
-      plan.steps.length,
-      plan.conflicts.length,
-      attempt,
-    );
-    if (plan.blocked) {
-      throw new ConflictError(`Migration aborted due to conflicts (${plan.conflicts.length})`, {
-        context: { plan },
-      });
-    }
-    if (request.expectPlan !== undefined && request.expectPlan !== plan.fingerprint) {
-      throw new RuntimeError(
-        `The plan changed since it was reviewed (expected ${request.expectPlan}, now ${plan.fingerprint}); run --preview again`,
-        { context: { plan } },
-      );
-    }
-    const mergedAccounts = await beforeImages(tx, plan, 'mark-merged-account');
-    const convertedCustomers = await beforeImages(tx, plan, 'convert-sources');
-    const results: StepResult[] = [];
-    // One at a time: operations of a transaction must not run concurrently.
-    for (const step of plan.steps) {
-      const started = Date.now();
-      const result = await tx.updateMany(step.collection, step.filter, step.update);
-      const stepResult = { step, ...result, durationMs: Date.now() - started };
-      if (result.matched !== step.expected) {
+  const journal = request.map.journalCollection;
+  await store.ensureCollections([journal]);
+  return store.transaction(
+    async (tx) => {
+      const customers = await resolveCustomers(tx, request);
+      const plan = await scanMigration(tx, customers, request.options, request.map, request.run);
+      log('plan %s: %d steps, %d conflicts', plan.fingerprint, plan.steps.length, plan.conflicts.length);
+      if (isBlocked(plan)) {
+        throw new BlockedError(`Migration aborted: ${plan.blockers.map((b) => b.message).join('; ')}`, {
+          context: { plan },
+        });
+      }
+      if (request.expectPlan !== undefined && request.expectPlan !== plan.fingerprint) {
         throw new RuntimeError(
-          `${describeStep(step)} matched ${result.matched} documents where the plan expected ${step.expected}; rolled back, run --preview again`,
+          `The plan changed since it was reviewed (expected ${request.expectPlan}, now ${plan.fingerprint}); nothing was committed, run --preview again`,
+          { context: { plan } },
         );
       }
-      results.push(stepResult);
-      hooks.onStep?.(stepResult);
-    }
-    return {
-      plan,
-      results,
-      mergedAccounts: mergedAccounts.map((before) => ({ before, survivor: survivorOf(plan, before._id) })),
-      convertedCustomers: convertedCustomers.map((before) => ({ before })),
-    };
-  });
+      const roles = accountRoles(plan, customers);
+      const before = await images(tx, roles);
+      const results: StepResult[] = [];
+      let chunks = 0;
+      let documents = 0;
+      // One at a time: operations of a transaction must not run concurrently.
+      for (const step of plan.steps) {
+        if (step.moves) {
+          const written = await journalMoves(tx, journal, request.run.id, step, chunks);
+          chunks += written.chunks;
+          documents += written.documents;
+        }
+        const started = Date.now();
+        const result = await tx.updateMany(step.collection, step.filter, step.update);
+        if (result.matched !== step.expected) {
+          throw new RuntimeError(
+            `${describeStep(step)} matched ${result.matched} documents where the plan expected ${step.expected}; nothing was committed, run --preview again`,
+          );
+        }
+        const stepResult = { step, ...result, durationMs: Date.now() - started };
+        results.push(stepResult);
+        hooks.onStep?.(stepResult);
+      }
+      const after = await images(tx, roles);
+      const accounts = roles.map(({ _id, role }) => ({
+        _id,
+        role,
+        before: imageOf(before, _id),
+        after: imageOf(after, _id),
+      }));
+      await tx.insertMany(journal, [headOf(request, plan, customers, accounts, chunks)]);
+      return { plan, results, accounts, journal: { collection: journal, chunks, documents } };
+    },
+    { signal: hooks.signal, onRetry: hooks.onRetry, onCommit: hooks.onCommit },
+  );
 }
 
-async function beforeImages(tx: TransactionStore, plan: Plan, action: Step['action']): Promise<Document[]> {
-  const filters = plan.steps.filter((step) => step.action === action).map((step) => step.filter);
-  if (filters.length === 0) return [];
-  return collect(tx.find(USERS, { $or: filters }, { sort: { _id: 1 } }));
+function accountRoles(plan: Plan, { sources }: ResolvedCustomers): { _id: ObjectId; role: AccountRole }[] {
+  const sourceRole: AccountRole = plan.options.convertToAdmin ? 'converted' : 'source';
+  const merged = plan.conflicts.flatMap(({ resolution }) =>
+    resolution.action === 'merge' ? [resolution.loser] : [],
+  );
+  return [
+    ...sources.filter((source) => !source.followUp).map((source) => ({ _id: source._id, role: sourceRole })),
+    ...merged.map((_id) => ({ _id, role: 'merged' as const })),
+  ];
 }
 
-function survivorOf(plan: Plan, loser: ObjectId): ObjectId {
+async function images(tx: TransactionStore, roles: { _id: ObjectId }[]): Promise<Document[]> {
+  if (roles.length === 0) return [];
+  return collect(tx.find(USERS, { _id: { $in: roles.map((role) => role._id) } }));
+}
+
+function imageOf(documents: Document[], id: ObjectId): Document {
+  const found = documents.find((document) => id.equals(document._id));
+  if (!found)
+    throw new RuntimeError(
+      `account ${id.toHexString()} vanished during the migration; nothing was committed`,
+    );
+  return found;
+}
+
+function headOf(
+  request: ApplyRequest,
+  plan: Plan,
+  customers: ResolvedCustomers,
+  accounts: JournalAccount[],
+  chunks: number,
+): JournalHead {
+  return {
+    _id: request.run.id,
+    type: 'migration',
+    status: 'committed',
+    startedAt: request.run.now,
+    migratedAt: request.run.now,
+    sources: customers.sources.map((s) => ({ _id: s._id, username: s.username, followUp: s.followUp })),
+    destination: { _id: customers.destination._id, username: customers.destination.username },
+    options: plan.options,
+    fingerprint: plan.fingerprint,
+    map: request.map,
+    refs: plan.steps.flatMap((step) =>
+      (step.moves ?? []).map((move) => ({
+        kind: step.action === 'repoint-customer-refs' ? ('customer' as const) : ('account' as const),
+        collection: step.collection,
+        field: step.field as string,
+        ...move,
+      })),
+    ),
+    chunks,
+    accounts,
+    expectations: plan.expectations,
+  };
+}
+
+export function survivorOf(plan: Plan, loser: ObjectId): ObjectId {
   for (const { resolution } of plan.conflicts) {
     if (resolution.action === 'merge' && resolution.loser.equals(loser)) return resolution.survivor;
   }
@@ -117,14 +178,16 @@ export function describeStep(step: Step): string {
   const target = step.field ? `${step.collection}.${step.field}` : step.collection;
   switch (step.action) {
     case 'repoint-account-refs':
-      return `${target}: re-point merged account ${String(step.filter[step.field as string])}`;
-    case 'mark-merged-account':
-      return `${target}: mark merged account ${String(step.filter._id)} deleted`;
+      return `${target}: re-point merged accounts to their survivors`;
+    case 'mark-merged-accounts':
+      return `${target}: mark merged accounts deleted`;
     case 'repoint-customer-refs':
       return `${target}: re-point to destination`;
     case 'deactivate-sources':
       return `${target}: deactivate source customers`;
     case 'convert-sources':
       return `${target}: convert source customers to admins`;
+    case 'mark-destination':
+      return `${target}: record the migration on the destination`;
   }
 }

@@ -1,12 +1,17 @@
 import { format } from 'node:util';
 import createDebug from 'debug';
+import type { ActionContext } from './context.js';
 import { ExitCode } from './errors.js';
 import { asMigrationError, executeMigration } from './execute.js';
-import { HelpShown, type MigrateCommand, type OptionContext, parseOptions } from './options.js';
-import { createOutput } from './output.js';
+import { type Interruption, watchSignals } from './interrupt.js';
+import { HelpShown, type OptionContext, parseOptions, type ToolCommand } from './options.js';
+import { createOutput, type Output } from './output.js';
 import { previewMigration } from './preview.js';
+import { rollbackMigration } from './rollback.js';
 import { redactText, secretsOf } from './secrets.js';
+import { showHistory } from './show-history.js';
 import { openReadOnlyStore, openStore } from './store/index.js';
+import { verifyMigration } from './verify.js';
 
 const log = createDebug('agm:migrate-customer-data');
 
@@ -14,6 +19,8 @@ const log = createDebug('agm:migrate-customer-data');
 export interface Environment extends OptionContext {
   openReadOnlyStore: typeof openReadOnlyStore;
   openStore: typeof openStore;
+  /** Ends the process at once (a second Ctrl-C); tests replace it. */
+  exit?: (code: number) => void;
 }
 
 export function processEnvironment(): Environment {
@@ -24,12 +31,29 @@ export function processEnvironment(): Environment {
     stderr: (text) => process.stderr.write(text),
     openReadOnlyStore,
     openStore,
+    exit: (code) => process.exit(code),
   };
 }
 
+/** Each command is an action module; they share the stages and the store contract. */
+function run(command: ToolCommand, output: Output, context: ActionContext): Promise<ExitCode> {
+  switch (command.action) {
+    case 'migrate':
+      return command.preview
+        ? previewMigration(command, output, context)
+        : executeMigration(command, output, context);
+    case 'rollback':
+      return rollbackMigration(command, output, context);
+    case 'verify':
+      return verifyMigration(command, output, context);
+    case 'history':
+      return showHistory(command, output);
+  }
+}
+
 /**
- * The whole tool: parse options, then preview (resolve, scan, report) or execute (resolve, scan, apply in
- * one transaction, record history). The only place an error becomes a message and an exit code.
+ * The whole tool: parse options, then run the command's action (preview, execute, rollback, verify, history).
+ * The only place an error becomes a message and an exit code.
  */
 export async function main(
   argv: string[],
@@ -38,8 +62,8 @@ export async function main(
   const secrets = [environment.env.MONGODB_URI, ...argv].flatMap(secretsOf);
   // DEBUG output (errors with their causes, driver messages) passes the same filter as everything else.
   createDebug.log = (...args: unknown[]) => process.stderr.write(`${redactText(format(...args), secrets)}\n`);
-  let command: MigrateCommand | undefined;
   const safeStreams = createOutput(environment, false, secrets);
+  let command: ToolCommand;
   try {
     command = parseOptions(argv, {
       ...environment,
@@ -54,11 +78,13 @@ export async function main(
   }
 
   const output = createOutput(environment, command.json, secrets);
+  const interruption: Interruption = watchSignals(
+    (line) => output.error(line),
+    (stop) => (environment.exit ?? process.exit)(stop.exitCode),
+  );
   try {
-    log('command %O', { ...command, target: command.target.kind });
-    return command.preview
-      ? await previewMigration(command, output, environment.openReadOnlyStore)
-      : await executeMigration(command, output, environment.openStore);
+    log('command %s', command.action);
+    return await run(command, output, { ...environment, interruption });
   } catch (error) {
     const failure = asMigrationError(error);
     log('%s: %O', failure.name, error);
@@ -70,5 +96,7 @@ export async function main(
       });
     }
     return failure.exitCode;
+  } finally {
+    interruption.dispose();
   }
 }

@@ -25,8 +25,10 @@ export interface Conflict {
 
 export interface Tree {
   customer: Account;
-  /** Every account whose parent is this customer, deleted or not. */
+  /** Every account whose parent is this customer (as an ObjectId or a hex string), deleted or not. */
   accounts: Account[];
+  /** A source already migrated into the destination: its customer document is not moved again. */
+  followUp: boolean;
 }
 
 /** Usernames are compared as the application compares them for uniqueness: trimmed, case-insensitive. */
@@ -62,7 +64,9 @@ export function findConflicts(destination: Tree, sources: Tree[], convertToAdmin
 
   const conflicts: Conflict[] = [];
   for (const source of sources) {
-    const incoming = convertToAdmin ? [{ account: source.customer, converted: true }] : [];
+    // A follow-up's converted customer already sits under the destination, where it was checked.
+    const incoming =
+      convertToAdmin && !source.followUp ? [{ account: source.customer, converted: true }] : [];
     for (const account of live(source.accounts)) incoming.push({ account, converted: false });
     for (const { account, converted } of incoming) {
       const conflict = claim(account, source, converted);

@@ -1,71 +1,122 @@
 import createDebug from 'debug';
 import { type Applied, applyMigration } from './apply.js';
-import { ConflictError, ExitCode, errorMessage, type MigrationError, RuntimeError } from './errors.js';
+import type { ActionContext } from './context.js';
+import {
+  BlockedError,
+  CommitUnknownError,
+  CompletedUnrecordedError,
+  ExitCode,
+  errorMessage,
+  type MigrationError,
+  RuntimeError,
+} from './errors.js';
 import { appendHistory, type HistoryLock, lockHistory, readHistory } from './history.js';
+import { fenceDocument } from './journal.js';
 import type { MigrateCommand } from './options.js';
 import type { Output } from './output.js';
-import { completedRecord, failedRecord, type HistoryRecord, type RunFacts } from './record.js';
-import { planJson, renderCompleted, renderConflictAbort, renderPlan, renderProgress } from './report.js';
-import { resolveCustomers } from './resolve.js';
-import { type Plan, scanMigration } from './scan.js';
-import { loadReferenceMap, type ReferenceMap } from './schema.js';
+import { completedRecord, failedRecord, type HistoryRecord, newRunId, type RunFacts } from './record.js';
+import {
+  type PlanView,
+  planJson,
+  renderCompleted,
+  renderPlan,
+  renderProgress,
+  renderStragglers,
+} from './report.js';
+import { resolveCustomers, type Source } from './resolve.js';
+import { isBlocked, type Plan, scalarFilter, scanMigration } from './scan.js';
+import { fieldRefs, loadReferenceMap, mappedCollections, type ReferenceMap } from './schema.js';
+import { assessPlan } from './server-checks.js';
 import { describeTarget } from './store/index.js';
-import type { Store, StoreTarget } from './store/types.js';
+import type { Store } from './store/types.js';
 
 const log = createDebug('agm:migrate-customer-data');
 
 /**
  * Input is checked before anything is written: an input error (exit 2) leaves no trace, not even a history
  * record. From there every outcome is recorded: the customers are resolved, the history lock is taken, the
- * server is checked for transactions, the plan is shown, and the migration runs in one transaction.
+ * server is checked, the plan is shown, and the migration runs in one transaction with its journal. After
+ * the commit, what was committed is recorded whatever else happens.
  */
 export async function executeMigration(
   command: MigrateCommand,
   output: Output,
-  openStore: (target: StoreTarget) => Promise<Store>,
+  context: ActionContext,
 ): Promise<ExitCode> {
   await readHistory(command.historyFile);
   const map = await loadReferenceMap(command.configFile);
   const run: RunFacts = {
+    id: newRunId(),
     startedAt: new Date(),
     target: describeTarget(command.target),
     request: command.request,
     options: command.options,
+    secretFields: map.secretFields,
   };
+  const { interruption } = context;
+  interruption.onForce(() => ({
+    message: 'stopped before the commit: nothing was committed',
+    exitCode: ExitCode.failed,
+  }));
   let store: Store | undefined;
   let lock: HistoryLock | undefined;
   let plan: Plan | undefined;
   try {
-    store = await openStore(command.target);
+    store = await context.openStore(command.target);
     const customers = await resolveCustomers(store, command.request);
     lock = await lockHistory(command.historyFile);
     await store.assertTransactional();
-    plan = await scanMigration(store, customers, command.options, map, run.startedAt);
-    output.report(renderPlan(plan, store.description, 'execute'));
-    if (plan.blocked) throw conflictAbort(plan);
-    const applied = await apply(store, command, map, output);
-    const record = completedRecord(run, applied);
-    await recordCompleted(command.historyFile, record, output);
-    if (command.json)
-      output.json({ mode: 'execute', status: 'completed', record, plan: planJson(applied.plan) });
-    else output.report(renderCompleted(record, command.historyFile));
-    return ExitCode.ok;
+    const facts = await store.inspect(mappedCollections(map));
+    plan = await scanMigration(store, customers, command.options, map, { id: run.id, now: run.startedAt });
+    const assessment = await assessPlan(store, plan, facts);
+    plan = {
+      ...plan,
+      warnings: [...plan.warnings, ...assessment.warnings],
+      blockers: [...plan.blockers, ...assessment.blockers],
+    };
+    const view: PlanView = { plan, target: store.description, threshold: assessment.threshold, refusals: [] };
+    output.report(renderPlan(view, 'execute'));
+    if (isBlocked(plan)) throw blockedAbort(plan);
+    interruption.signal.throwIfAborted();
+
+    const applied = await commit(store, command, map, run, output, context);
+    return await afterCommit(store, applied, {
+      command,
+      map,
+      run,
+      view,
+      output,
+      context,
+      sources: customers.sources,
+    });
   } catch (error) {
     const failure = asMigrationError(error);
     log('failed: %O', error);
-    if (failure.exitCode !== ExitCode.usage && !failure.context.unrecordable) {
+    if (
+      failure.exitCode !== ExitCode.usage &&
+      failure.exitCode !== ExitCode.completedUnrecorded &&
+      !failure.context.unrecordable
+    ) {
       const failedPlan = (failure.context.plan as Plan | undefined) ?? plan;
-      if (failure instanceof ConflictError && failedPlan) output.error(renderConflictAbort(failedPlan));
       lock ??= await lockHistory(command.historyFile);
-      const record = failedRecord(run, failure, failedPlan);
+      const status = failure.exitCode === ExitCode.unknown ? 'unknown' : 'failed';
+      const record = failedRecord(run, failure, failedPlan, status);
+      if (typeof failure.context.check === 'string') record.check = failure.context.check;
       await appendHistory(command.historyFile, record);
       if (command.json) {
         output.json({
           mode: 'execute',
-          status: 'failed',
+          status,
           error: record.error,
           record,
-          plan: failedPlan && planJson(failedPlan),
+          plan:
+            failedPlan &&
+            planJson({
+              plan: failedPlan,
+              target: run.target,
+              threshold: { documents: 0, basis: '' },
+              refusals: [],
+            }),
         });
       }
     }
@@ -76,18 +127,145 @@ export async function executeMigration(
   }
 }
 
-function apply(store: Store, command: MigrateCommand, map: ReferenceMap, output: Output): Promise<Applied> {
+/**
+ * The transaction, and what it takes to know whether it committed. A commit whose answer was lost is settled
+ * by the journal's _id: the run's fence either lands (nothing committed, ever) or finds the migration's head.
+ */
+async function commit(
+  store: Store,
+  command: MigrateCommand,
+  map: ReferenceMap,
+  run: RunFacts,
+  output: Output,
+  context: ActionContext,
+): Promise<Applied> {
+  const { interruption } = context;
   output.progress('Applying in one transaction:');
-  return applyMigration(
-    store,
-    { ...command.request, options: command.options, map, expectPlan: command.expectPlan },
-    {
-      onStep: (result) => output.progress(renderProgress(result)),
-      onAttempt: (attempt) => {
-        if (attempt > 1) output.progress(`  transaction retried by MongoDB (attempt ${attempt}); re-reading`);
+  try {
+    return await applyMigration(
+      store,
+      {
+        ...command.request,
+        options: command.options,
+        map,
+        run: { id: run.id, now: run.startedAt },
+        ...(command.expectPlan ? { expectPlan: command.expectPlan } : {}),
       },
-    },
-  );
+      {
+        signal: interruption.signal,
+        onStep: (result) => output.progress(renderProgress(result)),
+        onRetry: (attempt) =>
+          output.progress(`  transaction retried by MongoDB (attempt ${attempt}); re-reading`),
+        onCommit: () =>
+          interruption.onForce(() => ({
+            message: `the commit of migration ${run.id} was in flight: its outcome is unknown. ${checkAdvice(run.id, map)}`,
+            exitCode: ExitCode.unknown,
+          })),
+      },
+    );
+  } catch (error) {
+    if (!(error instanceof CommitUnknownError)) throw error;
+    output.progress(`  ${error.message}; asking the server whether it committed`);
+    let outcome: 'committed' | 'not-committed';
+    try {
+      outcome = await store.settle(map.journalCollection, run.id, fenceDocument(errorMessage(error.cause)));
+    } catch (settleError) {
+      const check = checkAdvice(run.id, map);
+      throw new CommitUnknownError(
+        `The outcome of migration ${run.id} is UNKNOWN: the commit was sent but not confirmed (${errorMessage(error.cause)}), and the server could not be asked (${errorMessage(settleError)}). ${check}`,
+        error.result,
+        { cause: error, context: { check } },
+      );
+    }
+    if (outcome === 'not-committed') {
+      throw new RuntimeError(
+        `The commit was not confirmed (${errorMessage(error.cause)}); the server confirms nothing was committed (journal ${run.id} fenced). Run --preview and try again`,
+        { cause: error },
+      );
+    }
+    output.progress('  the server confirms the migration committed');
+    return error.result as Applied;
+  }
+}
+
+function checkAdvice(id: string, map: ReferenceMap): string {
+  return `To find out: node scripts/migrateCustomerData.js verify ${id} (or in mongosh: db.${map.journalCollection}.findOne({ _id: "${id}" }): a document of type "migration" means it committed)`;
+}
+
+/**
+ * Snapshot isolation does not see documents created for a source while the transaction ran: count again,
+ * from the primary's majority-committed state, every field the migration moved.
+ */
+async function recount(
+  store: Store,
+  applied: Applied,
+  map: ReferenceMap,
+  sources: Source[],
+): Promise<Record<string, number>> {
+  const values = sources.flatMap((source) => [source._id, source._id.toHexString()]);
+  const stragglers: Record<string, number> = {};
+  for (const ref of fieldRefs(map.customerRefs, map)) {
+    if (applied.plan.options.skipInvoices && ref.invoice) continue;
+    const left = await store.count(ref.collection, scalarFilter(ref.field, values));
+    if (left > 0) stragglers[`${ref.collection}.${ref.field}`] = left;
+  }
+  return stragglers;
+}
+
+interface Committed {
+  command: MigrateCommand;
+  map: ReferenceMap;
+  run: RunFacts;
+  view: PlanView;
+  output: Output;
+  context: ActionContext;
+  sources: Source[];
+}
+
+/**
+ * From here the migration is committed: nothing may say otherwise. A failure to recount or to record turns into
+ * exit 4 with the record printed, never into "nothing was committed".
+ */
+async function afterCommit(store: Store, applied: Applied, committed: Committed): Promise<ExitCode> {
+  const { command, map, run, view, output, context } = committed;
+  const record = completedRecord(run, applied);
+  context.interruption.onForce(() => completedStop(record));
+  try {
+    const stragglers = await recount(store, applied, map, committed.sources);
+    if (Object.keys(stragglers).length > 0) {
+      record.stragglers = stragglers;
+      output.error(renderStragglers(stragglers));
+    }
+  } catch (error) {
+    output.error(
+      `WARNING: the migration committed, but the documents left on the sources could not be recounted (${errorMessage(error)}); run verify ${record.id}`,
+    );
+  }
+  await recordCompleted(command.historyFile, record, output);
+  if (command.json) {
+    output.json({
+      mode: 'execute',
+      status: 'completed',
+      record,
+      plan: planJson({ ...view, plan: applied.plan }),
+    });
+  } else {
+    output.report(renderCompleted(record, command.historyFile));
+  }
+  if (context.interruption.signal.aborted) {
+    output.error(JSON.stringify(record, null, 2));
+    throw new CompletedUnrecordedError(
+      `Interrupted after the commit: the migration COMPLETED and its record ${record.id} was appended to ${command.historyFile} (also printed above)`,
+    );
+  }
+  return ExitCode.ok;
+}
+
+function completedStop(record: HistoryRecord) {
+  return {
+    message: `the migration COMPLETED; its record could not be written in time, here it is:\n${JSON.stringify(record, null, 2)}`,
+    exitCode: ExitCode.completedUnrecorded,
+  };
 }
 
 /** After the commit the record must not be lost: if the file cannot take it, it is printed instead. */
@@ -96,28 +274,29 @@ async function recordCompleted(file: string, record: HistoryRecord, output: Outp
     await appendHistory(file, record);
   } catch (error) {
     output.error(JSON.stringify(record, null, 2));
-    throw new RuntimeError(
-      `The migration COMPLETED, but its record could not be appended to ${file} (${(error as Error).message}); save the record printed above`,
-      { cause: error, context: { unrecordable: true } },
+    throw new CompletedUnrecordedError(
+      `The migration COMPLETED, but its record could not be appended to ${file} (${errorMessage(error)}); save the record printed above`,
+      { cause: error },
     );
   }
 }
 
-function conflictAbort(plan: Plan): ConflictError {
-  const blocking = plan.conflicts.filter((c) => c.resolution.action === 'block').length;
-  const why = plan.options.mergeConflicts
-    ? `${blocking} conflict(s) cannot be merged; rename those accounts first`
-    : 'rename the accounts first, or re-run with --merge-conflicts';
-  return new ConflictError(
-    `Migration aborted due to conflicts (${plan.conflicts.length}); nothing was changed; ${why}`,
-    { context: { plan } },
-  );
+function blockedAbort(plan: Plan): BlockedError {
+  const conflicts = plan.blockers.some((b) => b.kind === 'conflicts');
+  const head = conflicts
+    ? `Migration aborted due to conflicts (${plan.conflicts.length})`
+    : 'Migration aborted';
+  return new BlockedError(`${head}; nothing was changed: ${plan.blockers.map((b) => b.message).join('; ')}`, {
+    context: { plan },
+  });
 }
 
 export function asMigrationError(error: unknown): MigrationError {
   if (error instanceof Error && 'exitCode' in error && 'context' in error) return error as MigrationError;
   return new RuntimeError(
     `Unexpected error: ${errorMessage(error)}; nothing was committed (details: DEBUG=agm:*)`,
-    { cause: error },
+    {
+      cause: error,
+    },
   );
 }

@@ -90,3 +90,8 @@ export async function lockHistory(file: string): Promise<HistoryLock> {
     },
   };
 }
+
+// MERGE-PLACEHOLDER: replaced by the files branch.
+export async function checkHistoryFile(file: string): Promise<void> {
+  await readHistory(file);
+}

@@ -1,43 +1,85 @@
 import createDebug from 'debug';
-import { ExitCode } from './errors.js';
+import { replaceFile } from './atomic-file.js';
+import type { ActionContext } from './context.js';
+import { ExitCode, type MigrationError } from './errors.js';
+import { asMigrationError } from './execute.js';
+import { checkHistoryFile } from './history.js';
+import { renderMarkdown } from './markdown.js';
 import type { MigrateCommand } from './options.js';
 import type { Output } from './output.js';
-import { planJson, renderPlan } from './report.js';
+import { newRunId } from './record.js';
+import { type PlanView, planJson, type Refusal, renderPlan } from './report.js';
 import { resolveCustomers } from './resolve.js';
-import { scanMigration } from './scan.js';
-import { loadReferenceMap } from './schema.js';
-import type { ReadOnlyStore, StoreTarget } from './store/types.js';
+import { isBlocked, scanMigration } from './scan.js';
+import { loadReferenceMap, mappedCollections } from './schema.js';
+import { assessPlan } from './server-checks.js';
+import { checkSnapshotWritable } from './store/snapshot.js';
 
 const log = createDebug('agm:migrate-customer-data');
 
 /**
  * Read-only by construction: the only store this action can obtain is a ReadOnlyStore, whose implementations
- * have no write method, and it touches no file (no history record, no lock).
+ * have no write method, and it writes no history record and takes no lock. It runs every check execute runs
+ * before writing, so "would proceed" means execute would.
  */
 export async function previewMigration(
   command: MigrateCommand,
   output: Output,
-  openReadOnlyStore: (target: StoreTarget) => Promise<ReadOnlyStore>,
+  context: ActionContext,
 ): Promise<ExitCode> {
   const map = await loadReferenceMap(command.configFile);
-  const store = await openReadOnlyStore(command.target);
+  const refusals = await executionRefusals(command);
+  const store = await context.openReadOnlyStore(command.target, { pointInTime: true });
   try {
     log('preview on %s', store.description);
     const customers = await resolveCustomers(store, command.request);
-    const plan = await scanMigration(store, customers, command.options, map, new Date());
-    log('plan %s: %d steps, %d conflicts', plan.fingerprint, plan.steps.length, plan.conflicts.length);
+    const facts = await store.inspect(mappedCollections(map));
+    const scanned = await scanMigration(store, customers, command.options, map, {
+      id: newRunId(),
+      now: new Date(),
+    });
+    const assessment = await assessPlan(store, scanned, facts);
+    const plan = {
+      ...scanned,
+      warnings: [...scanned.warnings, ...assessment.warnings],
+      blockers: [...scanned.blockers, ...assessment.blockers],
+    };
+    const view: PlanView = { plan, target: store.description, threshold: assessment.threshold, refusals };
+    log('plan %s: %d steps, %d blockers', plan.fingerprint, plan.steps.length, plan.blockers.length);
+    if (command.reportFile) await replaceFile(command.reportFile, renderMarkdown(view, command));
+    const exitCode = refusals[0]?.exitCode ?? (isBlocked(plan) ? ExitCode.blocked : ExitCode.ok);
     if (command.json) {
       output.json({
         mode: 'preview',
         target: store.description,
-        wouldProceed: !plan.blocked,
-        plan: planJson(plan),
+        wouldProceed: exitCode === ExitCode.ok,
+        plan: planJson(view),
       });
     } else {
-      output.report(renderPlan(plan, store.description, 'preview'));
+      output.report(renderPlan(view, 'preview'));
     }
-    return plan.blocked ? ExitCode.conflicts : ExitCode.ok;
+    if (command.reportFile) output.progress(`Markdown report written to ${command.reportFile}`);
+    return exitCode as ExitCode;
   } finally {
     await store.close();
   }
+}
+
+/** The checks execute makes before writing anything, as refusals to show instead of errors to throw. */
+async function executionRefusals(command: MigrateCommand): Promise<Refusal[]> {
+  const checks = [() => checkHistoryFile(command.historyFile)];
+  if (command.target.kind === 'snapshot') {
+    const file = command.target.file;
+    checks.push(() => checkSnapshotWritable(file));
+  }
+  const refusals: Refusal[] = [];
+  for (const check of checks) {
+    try {
+      await check();
+    } catch (error) {
+      const failure: MigrationError = asMigrationError(error);
+      refusals.push({ message: failure.message, exitCode: failure.exitCode });
+    }
+  }
+  return refusals;
 }

@@ -1,6 +1,6 @@
 import { ObjectId } from 'mongodb';
 import { UsageError } from './errors.js';
-import { CUSTOMER_KIND, USERS } from './schema.js';
+import { ADMIN_KIND, CUSTOMER_KIND, USERS } from './schema.js';
 import { collect, type Document, type ReadStore } from './store/types.js';
 
 /** The fields of a users document this tool reads. */
@@ -8,12 +8,24 @@ export interface Account {
   _id: ObjectId;
   username: string;
   kind: string;
-  parent?: ObjectId;
+  /** An ObjectId, or a hex string in legacy documents. */
+  parent?: ObjectId | string;
   active?: boolean;
   markedDelete?: boolean;
+  migratedTo?: ObjectId;
+  convertedFrom?: string;
 }
 
-export const ACCOUNT_PROJECTION = { _id: 1, username: 1, kind: 1, parent: 1, active: 1, markedDelete: 1 };
+export const ACCOUNT_PROJECTION = {
+  _id: 1,
+  username: 1,
+  kind: 1,
+  parent: 1,
+  active: 1,
+  markedDelete: 1,
+  migratedTo: 1,
+  convertedFrom: 1,
+};
 
 export interface CustomerRequest {
   /** As typed: usernames and/or 24-hex ids, trimmed, in the order given. */
@@ -21,8 +33,16 @@ export interface CustomerRequest {
   destination: string;
 }
 
+export interface Source extends Account {
+  /**
+   * Already migrated into this same destination by an earlier run: this run only moves what was left behind
+   * (documents created for it while that run was going on), and leaves the customer document as it is.
+   */
+  followUp: boolean;
+}
+
 export interface ResolvedCustomers {
-  sources: Account[];
+  sources: Source[];
   destination: Account;
 }
 
@@ -33,15 +53,33 @@ export function isDeleted(account: Pick<Account, 'markedDelete'>): boolean {
   return account.markedDelete === true;
 }
 
+/** Kinds by the guide's names ('1' customer, '2' admin); the others are sub-accounts. */
 export function describeKind(kind: unknown): string {
+  if (typeof kind !== 'string') {
+    const hint = String(kind) === CUSTOMER_KIND ? `; customers have the string '${CUSTOMER_KIND}'` : '';
+    return `an account whose kind is ${JSON.stringify(kind ?? null)}, stored as a ${kind === null || kind === undefined ? 'missing value' : typeof kind} rather than a string${hint}`;
+  }
   if (kind === CUSTOMER_KIND) return "a customer (kind '1')";
-  if (kind === '2') return "an admin account (kind '2')";
-  return `a sub-account (kind '${String(kind)}')`;
+  if (kind === ADMIN_KIND) return "an admin account (kind '2')";
+  return `a sub-account (kind '${kind}')`;
+}
+
+/** A username as it may be shown: quoted and escaped when spaces or invisible characters would hide. */
+export function showName(name: unknown): string {
+  const text = String(name);
+  return /^\s|\s$|[\p{C}\p{Z}]/u.test(text) ? quoteName(text) : text;
+}
+
+/** Quoted, with invisible characters (zero-width, no-break spaces, controls) written as escapes. */
+export function quoteName(name: unknown): string {
+  return JSON.stringify(String(name)).replace(/[\p{Cf}\p{Z}]/gu, (c) =>
+    c === ' ' ? c : `\\u${(c.codePointAt(0) as number).toString(16).padStart(4, '0')}`,
+  );
 }
 
 /**
  * Turns the usernames and ids on the command line into customer documents, or says exactly what is wrong
- * with them. Reads only; one query for all tokens.
+ * with them. Reads only; one query for all tokens (and, when some are missing, one for suggestions).
  */
 export async function resolveCustomers(
   store: ReadStore,
@@ -62,17 +100,9 @@ export async function resolveCustomers(
   const lookups = tokens.map((token) => lookup(token, found));
   const sourceLookups = lookups.slice(0, -1);
   const destinationLookup = lookups.at(-1) as Lookup;
-  const missing = sourceLookups.filter((entry) => entry.status === 'missing').map((entry) => entry.token);
-  if (missing.length > 0) {
-    throw new UsageError(
-      `Source customer(s) not found: ${missing.join(', ')}; check the usernames/ids (see --help)`,
-    );
-  }
-  if (destinationLookup.status === 'missing') {
-    throw new UsageError(`Destination customer not found: ${destinationLookup.token}; check the username/id`);
-  }
-  const sources = sourceLookups.map((entry) => usable(entry, 'Source'));
+  await reportMissing(store, sourceLookups, destinationLookup);
   const destination = usable(destinationLookup, 'Destination');
+  const sources = sourceLookups.map((entry) => usableSource(entry, destination));
 
   const seen = new Map<string, string>();
   for (const [index, source] of sources.entries()) {
@@ -86,7 +116,7 @@ export async function resolveCustomers(
     const earlier = seen.get(key);
     if (earlier !== undefined) {
       throw new UsageError(
-        `Customer ${source.username} (${key}) is given twice in --sources (as ${earlier} and ${token}); list it once`,
+        `Customer ${showName(source.username)} (${key}) is given twice in --sources (as ${earlier} and ${token}); list it once`,
       );
     }
     seen.set(key, token);
@@ -112,8 +142,61 @@ function lookup(token: string, found: Account[]): Lookup {
   const customers = named.filter((candidate) => candidate.kind === CUSTOMER_KIND);
   if (customers.length === 1) return { token, status: 'found', account: customers[0] as Account };
   if (customers.length > 1) return { token, status: 'ambiguous', accounts: customers };
+  // A customer converted to an admin by an earlier run is found by its username for a follow-up run.
+  const converted = named.filter(isConvertedCustomer);
+  if (converted.length === 1) return { token, status: 'found', account: converted[0] as Account };
   if (named.length > 0) return { token, status: 'not-customer', account: named[0] as Account };
   return { token, status: 'missing' };
+}
+
+function isConvertedCustomer(account: Account): boolean {
+  return account.kind === ADMIN_KIND && account.convertedFrom === CUSTOMER_KIND;
+}
+
+/** Every missing token in one message, each with what the operator probably meant. */
+async function reportMissing(store: ReadStore, sources: Lookup[], destination: Lookup): Promise<void> {
+  const missingSources = sources.filter((entry) => entry.status === 'missing').map((entry) => entry.token);
+  const missingDestination = destination.status === 'missing' ? destination.token : undefined;
+  if (missingSources.length === 0 && missingDestination === undefined) return;
+  const customers = (await collect(
+    store.find(USERS, { kind: CUSTOMER_KIND }, { projection: { username: 1 } }),
+  )) as Account[];
+  const describe = (token: string) => `${showName(token)}${suggestionText(token, customers)}`;
+  const parts: string[] = [];
+  if (missingSources.length > 0)
+    parts.push(`Source customer(s) not found: ${missingSources.map(describe).join(', ')}`);
+  if (missingDestination !== undefined)
+    parts.push(`Destination customer not found: ${describe(missingDestination)}`);
+  throw new UsageError(`${parts.join('; ')}; check the usernames/ids (see --help)`);
+}
+
+/** Names that differ only in case or surrounding spaces first, then close spellings (edit distance). */
+function suggestionText(token: string, customers: Account[]): string {
+  if (OBJECT_ID.test(token)) return '';
+  const wanted = token.trim().toLowerCase();
+  const names = [...new Set(customers.map((customer) => String(customer.username)))];
+  const same = names.filter((name) => name !== token && name.trim().toLowerCase() === wanted);
+  const close = names
+    .filter((name) => !same.includes(name) && name !== token)
+    .map((name) => ({ name, distance: editDistance(wanted, name.trim().toLowerCase()) }))
+    .filter(({ distance }) => distance <= Math.max(1, Math.floor(wanted.length / 4)))
+    .sort((a, b) => a.distance - b.distance || a.name.localeCompare(b.name))
+    .map(({ name }) => name);
+  const suggestions = [...same, ...close].slice(0, 3);
+  return suggestions.length === 0 ? '' : ` (did you mean ${suggestions.map(showName).join(' or ')}?)`;
+}
+
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, index) => index);
+  for (let i = 1; i <= a.length; i += 1) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j += 1) {
+      const substitution = (previous[j - 1] as number) + (a[i - 1] === b[j - 1] ? 0 : 1);
+      current.push(Math.min((previous[j] as number) + 1, (current[j - 1] as number) + 1, substitution));
+    }
+    previous = current;
+  }
+  return previous[b.length] as number;
 }
 
 function usable(entry: Lookup, role: 'Source' | 'Destination'): Account {
@@ -122,22 +205,38 @@ function usable(entry: Lookup, role: 'Source' | 'Destination'): Account {
       throw new Error('unreachable: missing customers are reported first');
     case 'ambiguous':
       throw new UsageError(
-        `${role} ${entry.token} matches ${entry.accounts.length} customers (${entry.accounts.map((a) => a._id.toHexString()).join(', ')}); give the id instead`,
+        `${role} ${showName(entry.token)} matches ${entry.accounts.length} customers (${entry.accounts.map((a) => a._id.toHexString()).join(', ')}); give the id instead`,
       );
     case 'not-customer':
       throw new UsageError(
-        `${role} ${entry.token} is not a customer: it is ${describeKind(entry.account.kind)}${ownerText(entry.account)}; give a kind '1' customer`,
+        `${role} ${showName(entry.token)} is not a customer: it is ${describeKind(entry.account.kind)}${ownerText(entry.account)}; give a kind '1' customer`,
       );
     case 'found':
-      if (isDeleted(entry.account)) {
+      if (isDeleted(entry.account) || isConvertedCustomer(entry.account)) {
         throw new UsageError(
-          `${role} customer ${entry.account.username} (${entry.account._id.toHexString()}) is already deactivated (markedDelete: true); choose an active customer`,
+          `${role} customer ${showName(entry.account.username)} (${entry.account._id.toHexString()}) is already ${isConvertedCustomer(entry.account) ? 'converted to an admin' : 'deactivated (markedDelete: true)'}${migratedText(entry.account)}; choose an active customer`,
         );
       }
       return entry.account;
   }
 }
 
+/** A source already migrated into this destination is accepted: the run moves only what is left. */
+function usableSource(entry: Lookup, destination: Account): Source {
+  if (entry.status === 'found' && destination._id.equals(entry.account.migratedTo)) {
+    return { ...entry.account, followUp: true };
+  }
+  return { ...usable(entry, 'Source'), followUp: false };
+}
+
+function migratedText(account: Account): string {
+  return account.migratedTo instanceof ObjectId
+    ? ` by a migration into ${account.migratedTo.toHexString()}`
+    : '';
+}
+
 function ownerText(account: Document): string {
-  return account.parent instanceof ObjectId ? ` under customer ${account.parent.toHexString()}` : '';
+  return account.parent instanceof ObjectId || typeof account.parent === 'string'
+    ? ` under customer ${String(account.parent)}`
+    : '';
 }

@@ -12,6 +12,13 @@ export interface ReferenceMap {
   accountRefs: Record<string, string[]>;
   /** Collections that --skip-invoices leaves untouched. */
   invoiceCollections: string[];
+  /** Where each migration's journal is written, inside its transaction (what rollback and verify read). */
+  journalCollection: string;
+  /**
+   * Words that mark a field as a credential: its value is masked in the history file's before-images (the
+   * journal keeps the whole document, under the database's access control).
+   */
+  secretFields: string[];
 }
 
 export const DEFAULT_REFERENCE_MAP: ReferenceMap = {
@@ -25,6 +32,8 @@ export const DEFAULT_REFERENCE_MAP: ReferenceMap = {
     invoices: ['client'],
   },
   invoiceCollections: ['invoices'],
+  journalCollection: 'customer_migrations',
+  secretFields: ['password', 'hash', 'salt', 'token', 'secret', 'key'],
 };
 
 /** The accounts collection and its fields are the AgMission schema itself, not configuration. */
@@ -38,6 +47,11 @@ export interface FieldRef {
   field: string;
   /** True when the collection is one that --skip-invoices leaves alone. */
   invoice: boolean;
+}
+
+/** Every collection the map names: what a snapshot must contain. */
+export function mappedCollections(map: ReferenceMap): string[] {
+  return [...new Set([USERS, ...Object.keys(map.customerRefs), ...Object.keys(map.accountRefs)])];
 }
 
 export function fieldRefs(refs: Record<string, string[]>, map: ReferenceMap): FieldRef[] {
@@ -67,7 +81,7 @@ export function validateReferenceMap(value: unknown, source: string): ReferenceM
     throw new UsageError(`Invalid reference map in ${source}: ${problem}; see "Reference map" in the README`);
   };
   if (!isRecord(value)) return fail('expected a JSON object');
-  const known = new Set(['customerRefs', 'accountRefs', 'invoiceCollections']);
+  const known = new Set(Object.keys(DEFAULT_REFERENCE_MAP));
   const unknown = Object.keys(value).filter((key) => !known.has(key));
   if (unknown.length > 0) fail(`unknown key(s) ${unknown.join(', ')}`);
   const customerRefs = refsOf(value.customerRefs ?? DEFAULT_REFERENCE_MAP.customerRefs, 'customerRefs', fail);
@@ -78,7 +92,21 @@ export function validateReferenceMap(value: unknown, source: string): ReferenceM
   }
   // Without users.parent the sub-accounts would stay under a deactivated source.
   if (!customerRefs[USERS]?.includes('parent')) fail('customerRefs.users must include "parent"');
-  return { customerRefs, accountRefs, invoiceCollections: invoiceCollections as string[] };
+  const journalCollection = value.journalCollection ?? DEFAULT_REFERENCE_MAP.journalCollection;
+  if (!isName(journalCollection) || journalCollection in customerRefs || journalCollection in accountRefs) {
+    fail('journalCollection must be a collection name of its own (not a mapped collection)');
+  }
+  const secretFields = value.secretFields ?? DEFAULT_REFERENCE_MAP.secretFields;
+  if (!Array.isArray(secretFields) || !secretFields.every(isName)) {
+    fail('secretFields must be an array of words (e.g. "password", "token")');
+  }
+  return {
+    customerRefs,
+    accountRefs,
+    invoiceCollections: invoiceCollections as string[],
+    journalCollection: journalCollection as string,
+    secretFields: (secretFields as string[]).map((word) => word.toLowerCase()),
+  };
 }
 
 function refsOf(value: unknown, key: string, fail: (problem: string) => never): Record<string, string[]> {

@@ -33,6 +33,7 @@ const request: ApplyRequest = {
   destination: DESTINATION_USERNAME,
   options: { mergeConflicts: true, convertToAdmin: false, skipInvoices: false },
   map: DEFAULT_REFERENCE_MAP,
+  run: { id: 'command-count', now: new Date() },
 };
 
 type CountBy = (collection: string, field: string, id: ObjectId) => Promise<number> | number;
@@ -73,7 +74,7 @@ test('engine commands per migration do not grow with N (snapshot back end)', asy
       await writeSnapshotSeed(file, seed);
       const counting = countingStore(await SnapshotStore.open(file));
       try {
-        await applyMigration(counting.store, request);
+        await applyMigration(counting.store, { ...request, run: { id: `n${n}`, now: new Date() } });
       } finally {
         await counting.store.close();
       }
@@ -118,7 +119,7 @@ test(
           let counted: number;
           try {
             const before = commands;
-            await applyMigration(store, request);
+            await applyMigration(store, { ...request, run: { id: `n${n}`, now: new Date() } });
             counted = commands - before;
           } finally {
             await store.close();

@@ -15,6 +15,7 @@ function tree(username: string, accounts: [string, string, boolean?][]): Tree {
       parent: customer._id,
       ...(markedDelete === undefined ? {} : { markedDelete }),
     })),
+    followUp: false,
   };
 }
 

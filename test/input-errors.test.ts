@@ -89,12 +89,12 @@ describe('input errors', () => {
   test('an empty list, an empty token and an empty destination are refused at parse time', async () => {
     await refused(
       ['--sources', '', '--destination', 'acme_corporate'],
-      /option '--sources <list>' argument '' is invalid\. it has an empty entry/,
+      /option '--sources <list>' argument '' is invalid\. it is empty; give a value to --sources/,
     );
     await refused(['--sources', 'acme_west,,acme_east', '--destination', 'acme_corporate'], /empty entry/);
     await refused(
       ['--sources', 'acme_west', '--destination', ' '],
-      /--destination <ref>' argument ' ' is invalid/,
+      /--destination <ref>' argument ' ' is invalid\. it is empty/,
     );
     await refused(['--sources', 'acme_west', '--destination', 'a,b'], /exactly one destination/);
   });

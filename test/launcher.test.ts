@@ -25,7 +25,10 @@ test('the guide command runs as written through the launcher (preview: default h
     file,
   ]);
   assert.equal(result.code, 3, result.stderr);
-  assert.match(result.stdout, /Execution would be BLOCKED by 2 conflict\(s\)/);
+  assert.match(
+    result.stdout,
+    /Execution would be BLOCKED:\n {2}- 2 username conflict\(s\); rename the accounts first, or re-run with --merge-conflicts/,
+  );
   assert.deepEqual(readFileSync(DEFAULT_HISTORY_FILE), committed);
 });
 

@@ -1,9 +1,16 @@
-import type { Document, FindOptions, ReadStore, Store, TransactionStore, UpdateResult } from './types.js';
+import type {
+  AggregateOptions,
+  Document,
+  FindOptions,
+  ReadStore,
+  Store,
+  TransactionStore,
+  Update,
+} from './types.js';
 
 export interface StoreCounts {
-  find: number;
-  count: number;
-  updateMany: number;
+  reads: number;
+  writes: number;
   total: number;
 }
 
@@ -15,35 +22,46 @@ export interface StoreCounts {
  * than the store it wraps.
  */
 export function countingStore(store: Store): { store: Store; counts(): StoreCounts } {
-  const tally = { find: 0, count: 0, updateMany: 0 };
+  const tally = { reads: 0, writes: 0 };
   const reads = (target: ReadStore): ReadStore => ({
-    find(collection: string, filter: Document, options?: FindOptions): AsyncIterable<Document> {
-      tally.find += 1;
+    find(collection: string, filter: Document, options?: FindOptions) {
+      tally.reads += 1;
       return target.find(collection, filter, options);
     },
-    count(collection: string, filter: Document): Promise<number> {
-      tally.count += 1;
+    count(collection: string, filter: Document) {
+      tally.reads += 1;
       return target.count(collection, filter);
+    },
+    aggregate(collection: string, pipeline: Document[], options?: AggregateOptions) {
+      tally.reads += 1;
+      return target.aggregate(collection, pipeline, options);
+    },
+  });
+  const writes = (tx: TransactionStore): TransactionStore => ({
+    ...reads(tx),
+    updateMany(collection: string, filter: Document, update: Update) {
+      tally.writes += 1;
+      return tx.updateMany(collection, filter, update);
+    },
+    replaceOne(collection: string, filter: Document, replacement: Document) {
+      tally.writes += 1;
+      return tx.replaceOne(collection, filter, replacement);
+    },
+    insertMany(collection: string, documents: Document[]) {
+      tally.writes += 1;
+      return tx.insertMany(collection, documents);
     },
   });
   const counted: Store = {
     ...reads(store),
     description: store.description,
+    listCollections: () => store.listCollections(),
+    inspect: (collections) => store.inspect(collections),
     close: () => store.close(),
     assertTransactional: () => store.assertTransactional(),
-    transaction: <T>(work: (tx: TransactionStore) => Promise<T>): Promise<T> =>
-      store.transaction((tx) =>
-        work({
-          ...reads(tx),
-          updateMany(collection: string, filter: Document, update: Document): Promise<UpdateResult> {
-            tally.updateMany += 1;
-            return tx.updateMany(collection, filter, update);
-          },
-        }),
-      ),
+    ensureCollections: (names) => store.ensureCollections(names),
+    settle: (collection, id, fence) => store.settle(collection, id, fence),
+    transaction: (work, options) => store.transaction((tx) => work(writes(tx)), options),
   };
-  return {
-    store: counted,
-    counts: () => ({ ...tally, total: tally.find + tally.count + tally.updateMany }),
-  };
+  return { store: counted, counts: () => ({ ...tally, total: tally.reads + tally.writes }) };
 }

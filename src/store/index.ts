@@ -5,7 +5,10 @@ import type { ReadOnlyStore, Store, StoreTarget } from './types.js';
 
 export type { ReadOnlyStore, Store, StoreTarget } from './types.js';
 
-/** For preview: the object returned has no method that writes. */
+/**
+ * For preview and verify: the object returned has no method that writes. With `pointInTime`, every read sees
+ * one moment of the data (a snapshot file always does).
+ */
 export function openReadOnlyStore(target: StoreTarget, options: MongoOptions = {}): Promise<ReadOnlyStore> {
   return target.kind === 'snapshot'
     ? SnapshotReadOnlyStore.open(target.file)

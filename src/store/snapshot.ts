@@ -1,11 +1,24 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import createDebug from 'debug';
-import { find, updateMany } from 'mingo';
+import { aggregate, find, updateMany } from 'mingo';
+import type { CollationSpec } from 'mingo/types';
+import type { Modifier, PipelineStage } from 'mingo/updater';
 import { BSON } from 'mongodb';
 import { replaceFile } from '../atomic-file.js';
-import { RuntimeError, UsageError } from '../errors.js';
-import type { Document, FindOptions, ReadOnlyStore, Store, TransactionStore, UpdateResult } from './types.js';
+import { InterruptedError, RuntimeError, UsageError } from '../errors.js';
+import type {
+  AggregateOptions,
+  Document,
+  FindOptions,
+  ReadOnlyStore,
+  ServerFacts,
+  Store,
+  TransactionOptions,
+  TransactionStore,
+  Update,
+  UpdateResult,
+} from './types.js';
 
 const log = createDebug('agm:snapshot');
 
@@ -49,13 +62,31 @@ class SnapshotReads {
   async *find(collection: string, filter: Document, options: FindOptions = {}): AsyncIterable<Document> {
     const cursor = find<Document>(this.documents(collection), filter, options.projection);
     if (options.sort) cursor.sort(options.sort);
-    // A server hands out copies: a document read before an update must not change when the update runs.
-    for (const document of cursor.all())
-      yield BSON.deserialize(BSON.serialize(document), { promoteValues: false });
+    if (options.limit !== undefined) cursor.limit(options.limit);
+    for (const document of cursor.all()) yield copyOf(document);
   }
 
   async count(collection: string, filter: Document): Promise<number> {
     return find(this.documents(collection), filter).all().length;
+  }
+
+  async *aggregate(
+    collection: string,
+    pipeline: Document[],
+    options: AggregateOptions = {},
+  ): AsyncIterable<Document> {
+    const collation = options.collation as CollationSpec | undefined;
+    const documents = aggregate(this.documents(collection), pipeline, collation ? { collation } : {});
+    for (const document of documents) yield copyOf(document);
+  }
+
+  async listCollections(): Promise<string[]> {
+    return [...this.collections.keys()];
+  }
+
+  /** A snapshot file has no indexes, no shards and no cache to report; `indexes` undefined says so. */
+  async inspect(): Promise<ServerFacts> {
+    return { shardKeys: {}, unknown: [] };
   }
 
   protected documents(collection: string): Document[] {
@@ -63,11 +94,50 @@ class SnapshotReads {
   }
 }
 
+/** A server hands out copies: a document read before an update must not change when the update runs. */
+function copyOf(document: Document): Document {
+  return BSON.deserialize(BSON.serialize(document), { promoteValues: false });
+}
+
 class SnapshotWorkingCopy extends SnapshotReads implements TransactionStore {
-  async updateMany(collection: string, filter: Document, update: Document): Promise<UpdateResult> {
-    const { matchedCount, modifiedCount } = updateMany(this.documents(collection), filter, update);
+  async updateMany(collection: string, filter: Document, update: Update): Promise<UpdateResult> {
+    const { matchedCount, modifiedCount } = updateMany(
+      this.documents(collection),
+      filter,
+      update as Modifier<Document> | PipelineStage[],
+    );
     return { matched: matchedCount, modified: modifiedCount };
   }
+
+  async replaceOne(collection: string, filter: Document, replacement: Document): Promise<UpdateResult> {
+    const documents = this.documents(collection);
+    const [match] = find(documents, filter).all();
+    if (!match) return { matched: 0, modified: 0 };
+    const replaced = { ...copyOf(replacement), _id: match._id };
+    const modified = Buffer.compare(BSON.serialize(replaced), BSON.serialize(match)) === 0 ? 0 : 1;
+    documents[documents.indexOf(match)] = replaced;
+    return { matched: 1, modified };
+  }
+
+  /** Like a server: all or nothing here, and a duplicate _id is refused (E11000). */
+  async insertMany(collection: string, documents: Document[]): Promise<void> {
+    const existing = this.documents(collection);
+    const ids = new Set(existing.map((document) => idKey(document._id)));
+    for (const document of documents) {
+      const key = idKey(document._id);
+      if (document._id === undefined || ids.has(key)) {
+        throw new RuntimeError(
+          `E11000 duplicate key error collection: ${collection} dup key: { _id: ${key} }`,
+        );
+      }
+      ids.add(key);
+    }
+    this.collections.set(collection, [...existing, ...documents.map(copyOf)]);
+  }
+}
+
+function idKey(id: unknown): string {
+  return BSON.EJSON.stringify({ id }, { relaxed: false });
 }
 
 async function readText(file: string): Promise<string> {
@@ -119,21 +189,44 @@ export class SnapshotStore extends SnapshotReadOnlyStore implements Store {
 
   async assertTransactional(): Promise<void> {}
 
+  /** An insert into a missing collection creates it in the working copy: nothing to prepare. */
+  async ensureCollections(): Promise<void> {}
+
+  /** A commit here is one rename, so its outcome is never in doubt; this reads the file as it now is. */
+  async settle(collection: string, id: string): Promise<'committed' | 'not-committed'> {
+    const { collections } = await load(this.file);
+    const found = find(collections.get(collection) ?? [], { _id: id }).all().length > 0;
+    return found ? 'committed' : 'not-committed';
+  }
+
   /**
    * The transaction works on a fresh copy of the file and replaces the file in one rename on commit, so a
    * failure at any point (including a crash while writing) leaves the original bytes in place.
    */
-  async transaction<T>(work: (tx: TransactionStore) => Promise<T>): Promise<T> {
+  async transaction<T>(
+    work: (tx: TransactionStore) => Promise<T>,
+    options: TransactionOptions = {},
+  ): Promise<T> {
     const { collections, digest } = await load(this.file);
     const result = await work(new SnapshotWorkingCopy(collections));
+    // The rename is the commit: an interruption before it leaves the file as it was.
+    if (options.signal?.aborted) {
+      throw new InterruptedError(
+        `Interrupted (${String(options.signal.reason)}) before the commit: the snapshot file was not changed`,
+      );
+    }
     if (digestOf(await readText(this.file)) !== digest) {
       throw new RuntimeError(
         `Snapshot ${this.file} changed on disk during the run; nothing was written, run again`,
       );
     }
+    options.onCommit?.();
     await replaceFile(this.file, serializeSnapshot(collections));
     this.collections = collections;
     log('committed %s', this.file);
     return result;
   }
 }
+
+// MERGE-PLACEHOLDER: replaced by the files branch.
+export async function checkSnapshotWritable(_file: string): Promise<void> {}

@@ -5,6 +5,7 @@ export type { Document };
 export interface FindOptions {
   projection?: Document;
   sort?: Record<string, 1 | -1>;
+  limit?: number;
 }
 
 export interface UpdateResult {
@@ -12,36 +13,91 @@ export interface UpdateResult {
   modified: number;
 }
 
+/** An operator update (`{ $set: ... }`) or an aggregation-pipeline update (`[{ $set: ... }]`). */
+export type Update = Document | Document[];
+
 /** What resolve and scan need: reads only. */
 export interface ReadStore {
   find(collection: string, filter: Document, options?: FindOptions): AsyncIterable<Document>;
   count(collection: string, filter: Document): Promise<number>;
+  aggregate(collection: string, pipeline: Document[], options?: AggregateOptions): AsyncIterable<Document>;
 }
 
-/** A store bound to one transaction: the only place an update can be made. */
+export interface AggregateOptions {
+  /** Compare strings as an index with this collation does (the unique-index check). */
+  collation?: Document;
+}
+
+/** A store bound to one transaction: the only place data can be changed. */
 export interface TransactionStore extends ReadStore {
-  updateMany(collection: string, filter: Document, update: Document): Promise<UpdateResult>;
+  updateMany(collection: string, filter: Document, update: Update): Promise<UpdateResult>;
+  replaceOne(collection: string, filter: Document, replacement: Document): Promise<UpdateResult>;
+  insertMany(collection: string, documents: Document[]): Promise<void>;
+}
+
+/** An index as the server lists it (the fields the tool's checks read). */
+export interface IndexInfo {
+  name: string;
+  key: Record<string, unknown>;
+  unique?: boolean;
+  sparse?: boolean;
+  partialFilterExpression?: Document;
+  collation?: Document;
 }
 
 /**
- * What preview gets. Its implementations have no write method at all, so a preview cannot write even by
- * mistake: there is nothing to call.
+ * What the server says about itself and the mapped collections, read outside any transaction (listIndexes
+ * is not allowed inside one). A snapshot file has no indexes and no shards: it says so.
+ */
+export interface ServerFacts {
+  /** Indexes per collection; undefined when the back end has none to report (a snapshot). */
+  indexes?: Record<string, IndexInfo[]>;
+  /** Shard keys of sharded mapped collections (mongos only). */
+  shardKeys: Record<string, Record<string, unknown>>;
+  /** WiredTiger cache size in bytes, when serverStatus allows reading it. */
+  cacheBytes?: number;
+  /** Facts the store could not read, and why (a user without the role for serverStatus, say). */
+  unknown: string[];
+}
+
+/**
+ * What preview and verify get. Its implementations have no write method at all, so they cannot write even
+ * by mistake: there is nothing to call.
  */
 export interface ReadOnlyStore extends ReadStore {
   /** Where the data lives, safe to print (no password). */
   readonly description: string;
+  listCollections(): Promise<string[]>;
+  inspect(collections: string[]): Promise<ServerFacts>;
   close(): Promise<void>;
 }
 
-/** What execute gets: reads, plus one way to write, all-or-nothing. */
+export interface TransactionOptions {
+  /** Aborted by an interruption (Ctrl-C, SIGTERM, SIGHUP): the transaction is aborted on the server too. */
+  signal?: AbortSignal;
+  /** Called when MongoDB asked to run the work again (attempt 2, 3, ...). */
+  onRetry?: (attempt: number) => void;
+  /** Called when the work is done and the commit is about to be sent: from here its outcome may be unknown. */
+  onCommit?: () => void;
+}
+
+/** What execute and rollback get: reads, plus one way to change data, all-or-nothing. */
 export interface Store extends ReadOnlyStore {
   /** Throws a RuntimeError when this store cannot run a transaction (a standalone mongod). */
   assertTransactional(): Promise<void>;
+  /** Creates missing collections before a transaction inserts into them (not allowed inside one everywhere). */
+  ensureCollections(names: string[]): Promise<void>;
   /**
    * Runs `work` in one transaction and commits when it resolves; rolls back when it throws. `work` may run
    * more than once (MongoDB retries transient errors), so it must re-read everything it relies on.
+   * A failure whose outcome cannot be known (the commit may have happened) is a CommitUnknownError.
    */
-  transaction<T>(work: (tx: TransactionStore) => Promise<T>): Promise<T>;
+  transaction<T>(work: (tx: TransactionStore) => Promise<T>, options?: TransactionOptions): Promise<T>;
+  /**
+   * After a CommitUnknownError: did a transaction commit the document `_id` into `collection`? Answers from
+   * the primary with majority read concern, after making sure that no transaction can still commit it.
+   */
+  settle(collection: string, id: string, fence: Document): Promise<'committed' | 'not-committed'>;
 }
 
 export type StoreTarget = { kind: 'mongodb'; uri: string } | { kind: 'snapshot'; file: string };

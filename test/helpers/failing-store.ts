@@ -1,8 +1,9 @@
-import type { Store, StoreTarget } from '../../src/store/types.js';
+import type { Store, StoreTarget, TransactionStore } from '../../src/store/types.js';
 
 /**
  * Wraps a real store so that the n-th update inside the transaction throws after the earlier ones ran:
- * the way to prove that a failure half-way leaves nothing behind.
+ * the way to prove that a failure half-way leaves nothing behind. The wrappers inherit every other method
+ * from the real objects, so they behave as the store does in everything else.
  */
 export function failOnUpdate(
   open: (target: StoreTarget) => Promise<Store>,
@@ -10,25 +11,18 @@ export function failOnUpdate(
 ): (target: StoreTarget) => Promise<Store> {
   return async (target) => {
     const store = await open(target);
-    return {
-      description: store.description,
-      find: (...args) => store.find(...args),
-      count: (...args) => store.count(...args),
-      close: () => store.close(),
-      assertTransactional: () => store.assertTransactional(),
-      transaction: (work) =>
-        store.transaction((tx) => {
-          let updates = 0;
-          return work({
-            find: (...args) => tx.find(...args),
-            count: (...args) => tx.count(...args),
-            updateMany: async (...args) => {
-              updates += 1;
-              if (updates === n) throw new Error(`injected failure on update ${n}`);
-              return tx.updateMany(...args);
-            },
-          });
-        }),
-    };
+    const wrapped: Store = Object.create(store);
+    wrapped.transaction = (work, options) =>
+      store.transaction((tx) => {
+        let updates = 0;
+        const failing: TransactionStore = Object.create(tx);
+        failing.updateMany = async (...args) => {
+          updates += 1;
+          if (updates === n) throw new Error(`injected failure on update ${n}`);
+          return tx.updateMany(...args);
+        };
+        return work(failing);
+      }, options);
+    return wrapped;
   };
 }

@@ -61,7 +61,7 @@ for (const backend of await allBackends('merge')) {
       }
       const record = lastRecord(r.history);
       assert.equal(record.status, 'completed');
-      assert.equal(record.options.mergeConflicts, true);
+      assert.equal(record.options?.mergeConflicts, true);
       assert.equal(record.mergedAccounts.length, 2);
       for (const [loser, survivor] of merges) {
         const kept = record.mergedAccounts.find((m) => m.survivor === survivor);
@@ -91,11 +91,15 @@ for (const backend of await allBackends('merge')) {
       assert.equal(r.result.code, 0, r.result.stderr);
       assert.match(
         r.result.stdout,
-        /with --merge-conflicts: merge: 507f1f77bcf86cd799439015 is marked deleted and its references move to 5593f2609e3c7a51d23a1c09/,
+        /will be resolved: merge: 507f1f77bcf86cd799439015 is marked deleted and its references move to 5593f2609e3c7a51d23a1c09/,
       );
       assert.match(
         r.result.stdout,
-        /jobs\.client: re-point merged account 507f1f77bcf86cd799439015: 6 document\(s\)/,
+        /jobs\.client: re-point merged accounts to their survivors: 6 document\(s\)/,
+      );
+      assert.match(
+        r.result.stdout,
+        /Account references moved from merged accounts to their survivors:\n {2}jobs\.client\s+6\n {2}jobs\.pilot\s+4\n {2}invoices\.client\s+3\n/,
       );
       assert.match(r.result.stdout, /Execution would proceed/);
       assert.equal(r.afterState, r.beforeState);
@@ -132,13 +136,19 @@ for (const backend of await allBackends('merge')) {
       const r = await run(data, ['--sources', 'west', '--destination', 'hq', '--merge-conflicts']);
       assert.equal(r.result.code, 3);
       assert.match(
-        r.result.stderr,
+        r.result.stdout,
         /BLOCKS: different kinds \('5' vs '3'\) cannot be merged; rename one of the two accounts first/,
+      );
+      assert.equal(
+        r.result.stdout.match(/BLOCKS: different kinds/g)?.length,
+        1,
+        'the conflict list is printed once',
       );
       assert.match(
         r.result.stderr,
-        /Migration aborted due to conflicts \(1\); nothing was changed; 1 conflict\(s\) cannot be merged/,
+        /^Error: Migration aborted due to conflicts \(1\); nothing was changed: 1 username conflict\(s\) cannot be merged; rename those accounts first$/m,
       );
+      assert.doesNotMatch(r.result.stderr, /re-run with --merge-conflicts/, 'the flag is already given');
       assert.equal(r.afterState, r.beforeState);
       const record = lastRecord(r.history);
       assert.equal(record.status, 'failed');
@@ -183,7 +193,7 @@ for (const backend of await allBackends('merge')) {
         assert.equal(countWhere(r.after.invoices, 'customer', source), 0);
       }
       const record = lastRecord(r.history);
-      assert.equal(record.options.convertToAdmin, true);
+      assert.equal(record.options?.convertToAdmin, true);
       assert.deepEqual(
         record.convertedCustomers.map((c) => String((c.before as Document)._id.$oid)).sort(),
         [IDS.acme_west, IDS.acme_east].sort(),
@@ -206,7 +216,7 @@ for (const backend of await allBackends('merge')) {
       ]);
       assert.equal(r.result.code, 3);
       assert.match(
-        r.result.stderr,
+        r.result.stdout,
         /acme_west is a source customer being converted to an admin and is never merged away/,
       );
       assert.equal(r.afterState, r.beforeState);

@@ -1,0 +1,60 @@
+/**
+ * Ctrl-C, SIGTERM and SIGHUP (a dropped ssh session) do not kill the tool: they abort `signal`, and the run
+ * stops at its next safe point (before the commit: the transaction is aborted on the server, the lock
+ * released, a "failed" record written; after it: the completed record is written). If it has not stopped
+ * within the grace period, or on a second signal, the run is forced to end with what is known at that moment.
+ */
+
+export interface ForcedStop {
+  message: string;
+  exitCode: number;
+}
+
+export interface Interruption {
+  readonly signal: AbortSignal;
+  /** What a forced stop should say now; the run updates it as it passes its phases. */
+  onForce(describe: () => ForcedStop): void;
+  dispose(): void;
+}
+
+const SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+const GRACE_MS = 20_000;
+
+export function watchSignals(
+  report: (line: string) => void,
+  force: (stop: ForcedStop) => void,
+  graceMs = GRACE_MS,
+): Interruption {
+  const controller = new AbortController();
+  let describe = (): ForcedStop => ({
+    message: 'nothing was committed',
+    exitCode: 1,
+  });
+  let timer: NodeJS.Timeout | undefined;
+  const forceNow = () => {
+    const stop = describe();
+    report(`Forced to stop: ${stop.message}`);
+    force(stop);
+  };
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (controller.signal.aborted) {
+      forceNow();
+      return;
+    }
+    report(`Interrupted (${signal}): stopping at the next safe point (press Ctrl-C again to stop at once)`);
+    controller.abort(signal);
+    timer = setTimeout(forceNow, graceMs);
+    timer.unref();
+  };
+  for (const name of SIGNALS) process.on(name, onSignal);
+  return {
+    signal: controller.signal,
+    onForce: (next) => {
+      describe = next;
+    },
+    dispose: () => {
+      clearTimeout(timer);
+      for (const name of SIGNALS) process.off(name, onSignal);
+    },
+  };
+}
