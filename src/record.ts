@@ -168,15 +168,17 @@ export function finish(record: HistoryRecord, startedAt: Date): HistoryRecord {
 export const SECRET_MARKER = '[masked: the whole document is in the journal collection]';
 
 /**
- * A field is a credential when one of the words of its name (camelCase, snake_case, kebab-case) is one of the
- * secret words: `passwordHash`, `api_key`, `resetToken` are; `monkey` and `keyboard` are not.
+ * A field is a credential when one of the words of its name (camelCase, snake_case, kebab-case), singular or
+ * plural, is one of the secret words: `passwordHash`, `api_key`, `loginTokens` are; `monkey`, `keyboard` are not.
  */
 export function isSecretField(name: string, words: string[]): boolean {
   const parts = name
     .replace(/([a-z0-9])([A-Z])/g, '$1 $2')
     .toLowerCase()
     .split(/[^a-z0-9]+/);
-  return parts.some((part) => words.includes(part));
+  return parts.some((part) =>
+    words.some((word) => part === word || part === `${word}s` || part === `${word}es`),
+  );
 }
 
 export function maskSecrets(document: Document, words: string[]): Document {

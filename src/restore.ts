@@ -69,15 +69,13 @@ export async function restoreMigration(
       );
     }
     await unmarkDestination(tx, plan, migrationId, expect);
-    expect(
-      `journal entry ${migrationId}`,
-      await tx.updateMany(
-        journal,
-        { _id: migrationId, status: 'committed' },
-        { $set: { status: 'rolled_back', rolledBackAt: request.now, rolledBackBy: request.rollbackId } },
-      ),
-      1,
+    const marked = await tx.updateMany(
+      journal,
+      { _id: migrationId, status: 'committed' },
+      { $set: { status: 'rolled_back', rolledBackAt: request.now, rolledBackBy: request.rollbackId } },
     );
+    if (marked.matched !== 1)
+      throw new RuntimeError(`journal entry ${migrationId} changed meanwhile; nothing was committed`);
     // The rollback's own journal entry: what settles its commit if the answer to it is lost.
     await tx.insertMany(journal, [
       { _id: request.rollbackId, type: 'rollback', migration: migrationId, at: request.now },

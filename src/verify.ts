@@ -80,7 +80,7 @@ async function completedChecks(store: ReadOnlyStore, head: JournalHead, map: Ref
   ];
   checks.push(await sourcesChecked(store, head));
   checks.push(await journaledStillMoved(store, head, map));
-  checks.push(...(await guideCounts(store, head)));
+  checks.push(...(await guideCounts(store, head, await latestFollowUp(store, head, map))));
   checks.push(await nothingLeft(store, head));
   checks.push(...(await orphans(store, head.map)));
   return checks;
@@ -133,12 +133,45 @@ async function journaledStillMoved(
   );
 }
 
+/**
+ * A follow-up run moved what this migration left behind into the same destination: its expectations (taken
+ * later, on top of this migration's result) are the ones the destination should meet now.
+ */
+async function latestFollowUp(
+  store: ReadOnlyStore,
+  head: JournalHead,
+  map: ReferenceMap,
+): Promise<JournalHead | undefined> {
+  const followUps = await collect(
+    store.find(
+      map.journalCollection,
+      {
+        type: 'migration',
+        status: 'committed',
+        'destination._id': head.destination._id,
+        startedAt: { $gt: head.startedAt },
+        sources: { $elemMatch: { followUp: true, _id: { $in: head.sources.map((source) => source._id) } } },
+      },
+      { sort: { startedAt: -1 }, limit: 1 },
+    ),
+  );
+  return followUps[0] as JournalHead | undefined;
+}
+
 /** The guide's "Verify Job Migration" and "Verify Sub-Account Migration", against the preview's expectations. */
-async function guideCounts(store: ReadOnlyStore, head: JournalHead): Promise<Check[]> {
+async function guideCounts(
+  store: ReadOnlyStore,
+  head: JournalHead,
+  followUp?: JournalHead,
+): Promise<Check[]> {
   const destination = spellings(head.destination._id);
+  const expectations = (followUp ?? head).expectations;
+  const basis = followUp ? ` (as of follow-up run ${followUp._id})` : '';
   const checks: Check[] = [];
-  for (const [key, expected] of Object.entries(head.expectations.customerRefs)) {
+  for (const [key, stored] of Object.entries(expectations.customerRefs)) {
     const [collection, field] = splitKey(key);
+    // Numbers read back from the journal are BSON Int32 objects (reads keep BSON types).
+    const expected = { live: Number(stored.live), softDeleted: Number(stored.softDeleted) };
     const counts: Counts = {
       live: await store.count(collection, { [field]: { $in: destination }, markedDelete: { $ne: true } }),
       softDeleted: await store.count(collection, { [field]: { $in: destination }, markedDelete: true }),
@@ -148,7 +181,7 @@ async function guideCounts(store: ReadOnlyStore, head: JournalHead): Promise<Che
       check(
         `${key} under the destination`,
         same,
-        `${counts.live} live + ${counts.softDeleted} soft-deleted; expected ${expected.live} + ${expected.softDeleted} (the destination's own plus what moved)${same ? '' : ': documents created, deleted or moved since the migration change this count'}`,
+        `${counts.live} live + ${counts.softDeleted} soft-deleted; expected ${expected.live} + ${expected.softDeleted} (the destination's own plus what moved${basis})${same ? '' : ': documents created, deleted or moved since the migration change this count'}`,
       ),
     );
   }
@@ -159,8 +192,8 @@ async function guideCounts(store: ReadOnlyStore, head: JournalHead): Promise<Che
   checks.push(
     check(
       'sub-accounts under the destination',
-      subAccounts === head.expectations.subAccounts,
-      `${subAccounts} of kinds ${SUB_ACCOUNT_KINDS.join(', ')}; expected ${head.expectations.subAccounts}`,
+      subAccounts === Number(expectations.subAccounts),
+      `${subAccounts} of kinds ${SUB_ACCOUNT_KINDS.join(', ')}; expected ${expectations.subAccounts}${basis}`,
     ),
   );
   return checks;
