@@ -1,5 +1,6 @@
 import { ObjectId } from 'mongodb';
 import { UsageError } from './errors.js';
+import { plain } from './plain.js';
 import { ADMIN_KIND, CUSTOMER_KIND, USERS } from './schema.js';
 import { collect, type Document, type ReadStore } from './store/types.js';
 
@@ -54,7 +55,9 @@ export function isDeleted(account: Pick<Account, 'markedDelete'>): boolean {
 }
 
 /** Kinds by the guide's names ('1' customer, '2' admin); the others are sub-accounts. */
-export function describeKind(kind: unknown): string {
+export function describeKind(stored: unknown): string {
+  // Reads keep BSON number types: an Int32 1 is still "a number" to the operator.
+  const kind = plain(stored);
   if (typeof kind !== 'string') {
     const hint = String(kind) === CUSTOMER_KIND ? `; customers have the string '${CUSTOMER_KIND}'` : '';
     return `an account whose kind is ${JSON.stringify(kind ?? null)}, stored as a ${kind === null || kind === undefined ? 'missing value' : typeof kind} rather than a string${hint}`;

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
+import { ObjectId } from 'mongodb';
 import { serializeSnapshot } from '../src/store/snapshot.js';
 import { assertNoFile } from './helpers/assertions.js';
 import { runCli, tempDir } from './helpers/cli.js';
@@ -128,6 +129,53 @@ describe('input errors', () => {
       /not found: \{"\$ne":null\}/,
     );
     await refused(['--sources', 'ACME_WEST', '--destination', 'acme_corporate'], /not found: ACME_WEST/);
+  });
+
+  test('missing sources and destination are named in one message, each with what was probably meant', () =>
+    refused(
+      ['--sources', 'acme_wset,ACME_EAST,nobody_at_all', '--destination', 'acme_corprate'],
+      /^Error: Source customer\(s\) not found: acme_wset \(did you mean acme_west\?\), ACME_EAST \(did you mean acme_east[^)]*\?\), nobody_at_all; Destination customer not found: acme_corprate \(did you mean acme_corporate\?\); check the usernames\/ids/,
+    ));
+
+  test('usernames with edge spaces or invisible characters are shown quoted and escaped', async () => {
+    const { data } = buildData({ 'acme_west ': [], 'zero\u200bwidth': [], dest: [] });
+    const file = join(dir.path, 'odd-names.json');
+    writeFileSync(file, serializeSnapshot(data));
+    const result = await runCli([
+      '--preview',
+      '--sources',
+      'acme_west,zerowidth',
+      '--destination',
+      'dest',
+      '--snapshot',
+      file,
+    ]);
+    assert.equal(result.code, 2);
+    assert.match(
+      result.stderr,
+      /not found: acme_west \(did you mean "acme_west "\?\), zerowidth \(did you mean "zero\\u200bwidth"\?\)/,
+    );
+  });
+
+  test('a kind stored as a number is explained', async () => {
+    const { data } = buildData({ dest: [] });
+    data.get('users')?.push({ _id: new ObjectId(), username: 'numeric_co', kind: 1, active: true });
+    const file = join(dir.path, 'numeric-kind.json');
+    writeFileSync(file, serializeSnapshot(data));
+    const result = await runCli([
+      '--preview',
+      '--sources',
+      'numeric_co',
+      '--destination',
+      'dest',
+      '--snapshot',
+      file,
+    ]);
+    assert.equal(result.code, 2);
+    assert.match(
+      result.stderr,
+      /Source numeric_co is not a customer: it is an account whose kind is 1, stored as a number rather than a string; customers have the string '1'; give a kind '1' customer/,
+    );
   });
 
   test('a username shared by two customers must be given by id', async () => {
