@@ -1,4 +1,4 @@
-import { redactText } from './secrets.js';
+import { redactText, redactValue } from './secrets.js';
 
 /**
  * Where the tool's words go. Reports go to stdout, or nowhere under --json (whose single document owns
@@ -29,7 +29,9 @@ export function createOutput(streams: Streams, json: boolean, secrets: readonly 
     error: (line) => streams.stderr(clean(`${line}\n`)),
     json: (document) => {
       jsonWritten = true;
-      streams.stdout(clean(`${JSON.stringify(document, null, 2)}\n`));
+      // Strings are redacted inside the document, so a masked secret can never break the JSON itself.
+      const safe = redactValue(JSON.parse(JSON.stringify(document)), secrets);
+      streams.stdout(`${JSON.stringify(safe, null, 2)}\n`);
     },
     get jsonWritten() {
       return jsonWritten;

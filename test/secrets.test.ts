@@ -1,9 +1,12 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { redactText, redactUri, secretsOf } from '../src/secrets.js';
-import { spawnCli, tempDir } from './helpers/cli.js';
+import { serializeSnapshot } from '../src/store/snapshot.js';
+import { assertNoFile } from './helpers/assertions.js';
+import { runCli, spawnCli, tempDir } from './helpers/cli.js';
+import { demoData } from './helpers/data.js';
 
 const dir = tempDir();
 after(() => dir.remove());
@@ -49,7 +52,7 @@ test('an unreachable server fails within seconds, names the host, and never show
     assert.equal(result.code, 1, result.stderr);
     assert.match(
       result.stderr,
-      /Error: Cannot reach MongoDB 127\.0\.0\.1:9\/agm(ission)? (\(.+\)|within [\d.]+ s); check --uri or MONGODB_URI/,
+      /Error: Cannot reach MongoDB 127\.0\.0\.1:9\/agm(ission)? (within [\d.]+ s )?\(.*ECONNREFUSED.*\); check --uri or MONGODB_URI/,
     );
     assert.doesNotMatch(result.stdout + result.stderr, /Pa55w0rd/);
   }
@@ -60,4 +63,77 @@ test('an unreachable server fails within seconds, names the host, and never show
   assert.deepEqual(records[0].sources, []);
   assert.deepEqual(records[0].request, { sources: ['acme_west'], destination: 'acme_corporate' });
   assert.doesNotMatch(readFileSync(history, 'utf8'), /Pa55w0rd/);
+});
+
+test('a URI that does not parse is never echoed: the whole userinfo up to the last @ is masked, exit 2, no record', async () => {
+  const history = join(dir.path, 'unparsed.json');
+  for (const uri of [
+    'mongodb://ops:Secr3t/pw@db1/agm',
+    'mongodb://ops:Pa55@word@db1/agm',
+    'mongodb://user:pass@host:port/dbname',
+  ]) {
+    for (const mode of [['--preview'], []]) {
+      const result = await runCli([
+        ...mode,
+        '--sources',
+        'acme_west',
+        '--destination',
+        'acme_corporate',
+        '--uri',
+        uri,
+        '--output-file',
+        history,
+      ]);
+      assert.equal(result.code, 2, result.stderr);
+      assert.match(result.stderr, /^Error: Invalid MongoDB URI mongodb:\/\/(ops|user):\*\*\*\*@/);
+      assert.doesNotMatch(result.stdout + result.stderr, /Secr3t|\/pw@|Pa55|word@|:pass@/);
+    }
+  }
+  assertNoFile(history);
+});
+
+test('masking never mangles ordinary output: a short password is masked only inside URIs, JSON stays JSON', async () => {
+  assert.equal(redactText('acme_west moved', secretsOf('mongodb://ops:west@db/x')), 'acme_west moved');
+  assert.equal(redactText('password longpassword1 here', ['longpassword1']), 'password **** here');
+  assert.equal(redactText('x_longpassword1_y', ['longpassword1']), 'x_longpassword1_y', 'only whole words');
+  assert.deepEqual(secretsOf('mongodb://ops:p@ss@db/x'), ['p@ss']);
+  const file = join(dir.path, 'json.json');
+  writeFileSync(file, serializeSnapshot(demoData()));
+  const result = await runCli(
+    ['--preview', '--json', '--sources', 'acme_west', '--destination', 'acme_corporate', '--snapshot', file],
+    {
+      env: { MONGODB_URI: 'mongodb://ops:1@db/agmission' },
+    },
+  );
+  assert.equal(result.code, 0, result.stderr);
+  assert.equal(JSON.parse(result.stdout).plan.sources[0].username, 'acme_west');
+});
+
+test('a host name that does not resolve, or an SRV record, is an input error (exit 2) said plainly', async () => {
+  for (const [uri, message] of [
+    [
+      'mongodb://ops:Pw123456@nonexistent.invalid/agm',
+      /^Error: Cannot resolve host nonexistent\.invalid:27017 of MongoDB nonexistent\.invalid\/agm; check the host name \(through an ssh tunnel or a proxy, add directConnection=true to the URI\)/,
+    ],
+    [
+      'mongodb+srv://ops:Pw123456@nonexistent.invalid/agm',
+      /^Error: Cannot resolve the SRV record of MongoDB nonexistent\.invalid\/agm/,
+    ],
+  ] as const) {
+    const history = join(dir.path, 'dns.json');
+    const result = await runCli([
+      '--sources',
+      'a',
+      '--destination',
+      'b',
+      '--uri',
+      uri,
+      '--output-file',
+      history,
+    ]);
+    assert.equal(result.code, 2, result.stderr);
+    assert.match(result.stderr, message);
+    assert.doesNotMatch(result.stderr, /Pw123456/);
+    assertNoFile(history);
+  }
 });

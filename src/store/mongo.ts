@@ -14,6 +14,7 @@ import {
   MongoServerSelectionError,
   MongoWriteConcernError,
   type ReadConcernLike,
+  type ServerDescriptionChangedEvent,
 } from 'mongodb';
 import { ConnectionString } from 'mongodb-connection-string-url';
 import { CommitUnknownError, errorMessage, InterruptedError, RuntimeError, UsageError } from '../errors.js';
@@ -414,7 +415,7 @@ export function parseMongoUri(uri: string) {
     parsed = new ConnectionString(uri);
   } catch (error) {
     throw new UsageError(
-      `Invalid MongoDB URI ${redactUri(uri)}: ${redactText(firstLine(errorMessage(error)))}; check --uri or MONGODB_URI (mongodb://user:password@host:port/database, with special characters in the password percent-encoded)`,
+      `Invalid MongoDB URI ${redactUri(uri)}: ${redactText(firstLine(errorMessage(error)))}; check --uri or MONGODB_URI (percent-encode special characters such as @ / : in the password)`,
       { cause: error },
     );
   }
@@ -457,26 +458,56 @@ async function connect(uri: string, options: MongoOptions): Promise<Connection> 
   }
 }
 
+const UNRESOLVED = /ENOTFOUND|EAI_AGAIN|EAI_NONAME/;
+
+/**
+ * The first contact fails fast, and says why: a host name that does not resolve (an input error) is told apart
+ * from a server that does not answer. The driver's own server-selection errors name the cause only at its
+ * (longer) timeout, so the monitoring events say which hosts failed and how.
+ */
 async function firstContact(client: MongoClient, limitMs: number, description: string): Promise<void> {
+  const failures = new Map<string, string>();
+  const onChange = (event: ServerDescriptionChangedEvent) => {
+    const failure = event.newDescription.error;
+    if (failure) failures.set(event.address, failure.message);
+  };
+  client.on('serverDescriptionChanged', onChange);
   const connecting = client.connect();
   connecting.catch(() => {});
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () =>
-        reject(
-          new RuntimeError(
-            `Cannot reach ${description} within ${limitMs / 1000} s; check --uri or MONGODB_URI and that the server is running`,
-          ),
-        ),
-      limitMs,
-    );
+    timer = setTimeout(() => reject(unreachable(description, limitMs, failures)), limitMs);
   });
   try {
     await Promise.race([connecting, deadline]);
+  } catch (error) {
+    // An SRV record that does not resolve fails before any server is tried.
+    if (UNRESOLVED.test(errorMessage(error)) && !(error instanceof MongoError)) {
+      throw new UsageError(
+        `Cannot resolve the SRV record of ${description} (${firstLine(errorMessage(error))}); check the host name in --uri or MONGODB_URI`,
+        { cause: error },
+      );
+    }
+    throw error;
   } finally {
     clearTimeout(timer);
+    client.off('serverDescriptionChanged', onChange);
   }
+}
+
+function unreachable(description: string, limitMs: number, failures: Map<string, string>): Error {
+  const unresolved = [...failures.entries()].find(([, message]) => UNRESOLVED.test(message));
+  if (unresolved) return unresolvedHost(unresolved[0], description);
+  const why = [...failures.values()][0];
+  return new RuntimeError(
+    `Cannot reach ${description} within ${limitMs / 1000} s${why ? ` (${firstLine(why)})` : ''}; check --uri or MONGODB_URI and that the server is running`,
+  );
+}
+
+function unresolvedHost(address: string, description: string): UsageError {
+  return new UsageError(
+    `Cannot resolve host ${address} of ${description}; check the host name (through an ssh tunnel or a proxy, add directConnection=true to the URI)`,
+  );
 }
 
 function watchCommands(client: MongoClient, onCommand: MongoOptions['onCommand']) {
@@ -509,20 +540,22 @@ function firstLine(text: string): string {
   return text.split('\n')[0] ?? text;
 }
 
-/** Why server selection failed, in the operator's terms. */
-function selectionProblem(error: MongoServerSelectionError, description: string): string {
+/** Why server selection failed, in the operator's terms (a host name that does not resolve is an input error). */
+function selectionProblem(error: MongoServerSelectionError, description: string): Error {
   const reason = error.reason;
   const servers = reason ? [...reason.servers.values()] : [];
-  const unresolved = servers.find((server) =>
-    /ENOTFOUND|EAI_AGAIN/.test(String(server.error?.message ?? '')),
-  );
-  if (unresolved) {
-    return `Cannot resolve host ${unresolved.address} of ${description}; check the host name (through an ssh tunnel or a proxy, add directConnection=true to the URI)`;
-  }
+  const unresolved = servers.find((server) => UNRESOLVED.test(String(server.error?.message ?? '')));
+  if (unresolved) return unresolvedHost(unresolved.address, description);
   if (reason?.type === 'ReplicaSetNoPrimary') {
-    return `Replica set ${reason.setName ?? ''} of ${description} has no primary (an election may be in progress, or the URI lists only secondaries); retry in a minute, or connect with the whole replica set`;
+    return new RuntimeError(
+      `Replica set ${reason.setName ?? ''} of ${description} has no primary (an election may be in progress, or the URI lists only secondaries); retry in a minute, or connect with the whole replica set`,
+      { cause: error },
+    );
   }
-  return `Cannot reach ${description} (${firstLine(error.message)}); check --uri or MONGODB_URI and that the server is running`;
+  return new RuntimeError(
+    `Cannot reach ${description} (${firstLine(error.message)}); check --uri or MONGODB_URI and that the server is running`,
+    { cause: error },
+  );
 }
 
 /**
@@ -532,7 +565,7 @@ function selectionProblem(error: MongoServerSelectionError, description: string)
 export function explainMongoError(error: unknown, description: string): unknown {
   if (!(error instanceof MongoError)) return error;
   const plain = (message: string) => new RuntimeError(message, { cause: error });
-  if (error instanceof MongoServerSelectionError) return plain(selectionProblem(error, description));
+  if (error instanceof MongoServerSelectionError) return selectionProblem(error, description);
   switch (codeOf(error)) {
     case 20:
       return plain(`${description} cannot run transactions; use a replica set or mongos`);
