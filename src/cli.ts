@@ -3,7 +3,7 @@ import createDebug from 'debug';
 import type { ActionContext } from './context.js';
 import { ExitCode } from './errors.js';
 import { asMigrationError, executeMigration } from './execute.js';
-import { type Interruption, watchSignals } from './interrupt.js';
+import { type Interruption, type SignalSource, watchSignals } from './interrupt.js';
 import { HelpShown, type OptionContext, parseOptions, type ToolCommand } from './options.js';
 import { createOutput, type Output } from './output.js';
 import { previewMigration } from './preview.js';
@@ -19,6 +19,8 @@ const log = createDebug('agm:migrate-customer-data');
 export interface Environment extends OptionContext {
   openReadOnlyStore: typeof openReadOnlyStore;
   openStore: typeof openStore;
+  /** Where SIGINT, SIGTERM and SIGHUP arrive (the process); tests pass an emitter of their own. */
+  signals?: SignalSource;
   /** Ends the process at once (a second Ctrl-C); tests replace it. */
   exit?: (code: number) => void;
 }
@@ -79,6 +81,7 @@ export async function main(
 
   const output = createOutput(environment, command.json, secrets);
   const interruption: Interruption = watchSignals(
+    environment.signals ?? process,
     (line) => output.error(line),
     (stop) => (environment.exit ?? process.exit)(stop.exitCode),
   );

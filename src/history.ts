@@ -1,9 +1,8 @@
-import { rmSync } from 'node:fs';
 import { mkdir, open, readFile, unlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { dirname } from 'node:path';
 import { replaceFile } from './atomic-file.js';
-import { ExitCode, RuntimeError, UsageError } from './errors.js';
+import { RuntimeError, UsageError } from './errors.js';
 import type { HistoryRecord } from './record.js';
 
 /** Refuse early, before anything runs, a history file that a record could not be appended to. */
@@ -71,21 +70,8 @@ export async function lockHistory(file: string): Promise<HistoryLock> {
   } finally {
     await handle.close();
   }
-  // Ctrl-C would otherwise skip every finally and leave a lock that blocks the next run. The transaction is
-  // all or nothing either way; only a signal between commit and record can leave a commit unrecorded.
-  const onSignal = (signal: NodeJS.Signals) => {
-    rmSync(lockFile, { force: true });
-    process.stderr.write(
-      `Interrupted (${signal}) before the run finished: the migration committed entirely or not at all; run --preview to see which\n`,
-    );
-    process.exit(ExitCode.failed);
-  };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
   return {
     release: async () => {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
       await unlink(lockFile).catch(() => {});
     },
   };

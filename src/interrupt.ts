@@ -20,7 +20,14 @@ export interface Interruption {
 const SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 const GRACE_MS = 20_000;
 
+/** Where signals arrive from: the process, or a test's own emitter. */
+export interface SignalSource {
+  on(signal: NodeJS.Signals, listener: (signal: NodeJS.Signals) => void): unknown;
+  off(signal: NodeJS.Signals, listener: (signal: NodeJS.Signals) => void): unknown;
+}
+
 export function watchSignals(
+  source: SignalSource,
   report: (line: string) => void,
   force: (stop: ForcedStop) => void,
   graceMs = GRACE_MS,
@@ -46,7 +53,7 @@ export function watchSignals(
     timer = setTimeout(forceNow, graceMs);
     timer.unref();
   };
-  for (const name of SIGNALS) process.on(name, onSignal);
+  for (const name of SIGNALS) source.on(name, onSignal);
   return {
     signal: controller.signal,
     onForce: (next) => {
@@ -54,7 +61,7 @@ export function watchSignals(
     },
     dispose: () => {
       clearTimeout(timer);
-      for (const name of SIGNALS) process.off(name, onSignal);
+      for (const name of SIGNALS) source.off(name, onSignal);
     },
   };
 }
