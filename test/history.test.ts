@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -52,32 +51,4 @@ test('the lock is exclusive, names its holder, and is gone after release', async
   assert.equal(existsSync(`${file}.lock`), false);
   const again = await lockHistory(file);
   await again.release();
-});
-
-test('an interrupted run (SIGINT) removes its lock and exits 1', async () => {
-  const file = join(dir.path, 'interrupted.json');
-  const history = new URL('../src/history.js', import.meta.url).href;
-  const child = spawn(
-    process.execPath,
-    [
-      '--input-type=module',
-      '-e',
-      `const { lockHistory } = await import(${JSON.stringify(history)}); await lockHistory(${JSON.stringify(file)}); console.log('locked'); setInterval(() => {}, 1000);`,
-    ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  let stderr = '';
-  child.stderr.on('data', (chunk) => {
-    stderr += chunk;
-  });
-  await new Promise<void>((resolve) => child.stdout.once('data', () => resolve()));
-  assert.equal(existsSync(`${file}.lock`), true);
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  child.kill('SIGINT');
-  assert.equal(await exited, 1);
-  assert.equal(existsSync(`${file}.lock`), false);
-  assert.match(
-    stderr,
-    /Interrupted \(SIGINT\) before the run finished: the migration committed entirely or not at all; run --preview/,
-  );
 });
