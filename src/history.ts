@@ -31,11 +31,14 @@ export async function readHistory(file: string): Promise<unknown[]> {
   return parsed;
 }
 
-/** Read, add one record, write a temp file and rename it over: a crash never leaves a truncated history. */
+/**
+ * Read, add one record, write a temp file and rename it over: a crash never leaves a truncated history. A new
+ * file is readable by its owner only: it holds whole account documents.
+ */
 export async function appendHistory(file: string, record: HistoryRecord): Promise<void> {
   const records = await readHistory(file);
   records.push(record);
-  await replaceFile(file, `${JSON.stringify(records, null, 2)}\n`);
+  await replaceFile(file, `${JSON.stringify(records, null, 2)}\n`, { mode: 0o600 });
 }
 
 export interface HistoryLock {
