@@ -1,9 +1,9 @@
 import { rmSync } from 'node:fs';
-import { mkdir, open, readFile, unlink } from 'node:fs/promises';
-import { hostname } from 'node:os';
+import { mkdir, readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { replaceFile } from './atomic-file.js';
-import { ExitCode, RuntimeError, UsageError } from './errors.js';
+import { ExitCode, UsageError } from './errors.js';
+import { acquireLock, lockFileOf } from './lock-file.js';
 import type { HistoryRecord } from './record.js';
 
 /** Refuse early, before anything runs, a history file that a record could not be appended to. */
@@ -45,35 +45,11 @@ export interface HistoryLock {
   release(): Promise<void>;
 }
 
-/**
- * One migration at a time per history file. The lock is an exclusive create, so two runs cannot both
- * believe they hold it; it is released in a finally, so a failed run does not leave it behind.
- */
+/** One migration at a time per history file; released in a finally, so a failed run does not leave it behind. */
 export async function lockHistory(file: string): Promise<HistoryLock> {
-  const lockFile = `${file}.lock`;
+  const lockFile = lockFileOf(file);
   await mkdir(dirname(file), { recursive: true });
-  let handle: Awaited<ReturnType<typeof open>>;
-  try {
-    handle = await open(lockFile, 'wx');
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') {
-      throw new RuntimeError(`Cannot create lock ${lockFile}: ${(error as Error).message}`, {
-        cause: error,
-        context: { unrecordable: true },
-      });
-    }
-    const holder = await readFile(lockFile, 'utf8').catch(() => 'unknown holder');
-    // Not recorded: the history belongs to the run holding the lock.
-    throw new RuntimeError(
-      `Another migration is running (lock ${lockFile}: ${holder.trim()}); wait for it, or delete the lock if no migration is running`,
-      { context: { unrecordable: true } },
-    );
-  }
-  try {
-    await handle.writeFile(`pid ${process.pid} on ${hostname()} since ${new Date().toISOString()}\n`);
-  } finally {
-    await handle.close();
-  }
+  const lock = await acquireLock(lockFile);
   // Ctrl-C would otherwise skip every finally and leave a lock that blocks the next run. The transaction is
   // all or nothing either way; only a signal between commit and record can leave a commit unrecorded.
   const onSignal = (signal: NodeJS.Signals) => {
@@ -89,7 +65,7 @@ export async function lockHistory(file: string): Promise<HistoryLock> {
     release: async () => {
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
-      await unlink(lockFile).catch(() => {});
+      await lock.release();
     },
   };
 }
