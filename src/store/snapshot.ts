@@ -5,6 +5,7 @@ import { find, updateMany } from 'mingo';
 import { BSON } from 'mongodb';
 import { replaceFile } from '../atomic-file.js';
 import { RuntimeError, UsageError } from '../errors.js';
+import { acquireLock, type FileLock, lockFileOf } from '../lock-file.js';
 import type { Document, FindOptions, ReadOnlyStore, Store, TransactionStore, UpdateResult } from './types.js';
 
 const log = createDebug('agm:snapshot');
@@ -113,8 +114,30 @@ export class SnapshotReadOnlyStore extends SnapshotReads implements ReadOnlyStor
 }
 
 export class SnapshotStore extends SnapshotReadOnlyStore implements Store {
+  private constructor(
+    file: string,
+    collections: Collections,
+    private readonly lock: FileLock,
+  ) {
+    super(file, collections);
+  }
+
+  /**
+   * Holds `<file>.lock` from the first read until close (after the rename): a second run on the same file is
+   * refused, so two runs never both start from one version of it and the later rename never drops a commit.
+   */
   static override async open(file: string): Promise<SnapshotStore> {
-    return new SnapshotStore(file, (await load(file)).collections);
+    const lock = await acquireLock(lockFileOf(file));
+    try {
+      return new SnapshotStore(file, (await load(file)).collections, lock);
+    } catch (error) {
+      await lock.release();
+      throw error;
+    }
+  }
+
+  override async close(): Promise<void> {
+    await this.lock.release();
   }
 
   async assertTransactional(): Promise<void> {}
