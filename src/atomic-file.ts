@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { rmSync, type Stats } from 'node:fs';
-import { type FileHandle, open, readlink, realpath, rename, stat, unlink } from 'node:fs/promises';
+import { constants, rmSync, type Stats } from 'node:fs';
+import { access, type FileHandle, open, readlink, realpath, rename, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { errorMessage, RuntimeError } from './errors.js';
 import { cleanupOnExit } from './exit-cleanup.js';
@@ -64,14 +64,41 @@ export async function linkChain(file: string): Promise<string[]> {
       link = await readlink(path);
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
-      // EINVAL: a file that is not a link; ENOENT: nothing there yet.
-      if (code === 'EINVAL' || code === 'ENOENT') return chain;
+      // EINVAL: a file that is not a link; ENOENT, ENOTDIR: nothing there (yet).
+      if (code === 'EINVAL' || code === 'ENOENT' || code === 'ENOTDIR') return chain;
       throw error;
     }
     // Relative to the folder the link really sits in, as the kernel resolves it.
     chain.push(resolve(await realpath(dirname(path)), link));
   }
   throw new Error(`too many levels of symbolic links at ${file}`);
+}
+
+/**
+ * Why replaceFile could not create its temp file in `folder` (a missing folder being created first), or
+ * undefined: the nearest existing ancestor must be a folder this process may write in. Creates nothing.
+ */
+export async function folderProblem(folder: string): Promise<string | undefined> {
+  let existing = folder;
+  let stats: Stats | undefined;
+  while (!stats) {
+    try {
+      stats = await stat(existing);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code !== 'ENOENT' && code !== 'ENOTDIR') return `folder ${existing} cannot be looked at (${code})`;
+      existing = dirname(existing);
+    }
+  }
+  // The folder itself, or the ancestor that the missing folder would be created in.
+  const where = existing === folder ? '' : `folder ${folder} cannot be created, `;
+  if (!stats.isDirectory()) return `${where}${existing} is not a folder`;
+  try {
+    await access(existing, constants.W_OK | constants.X_OK);
+    return undefined;
+  } catch (error) {
+    return `${where}${existing} is not a writable folder (${(error as NodeJS.ErrnoException).code})`;
+  }
 }
 
 async function keepOwnerAndMode(handle: FileHandle, existing: Stats): Promise<void> {

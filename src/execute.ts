@@ -1,7 +1,7 @@
 import createDebug from 'debug';
 import { type Applied, applyMigration } from './apply.js';
 import { ConflictError, ExitCode, errorMessage, type MigrationError, RuntimeError } from './errors.js';
-import { appendHistory, type HistoryLock, lockHistory, readHistory } from './history.js';
+import { appendHistory, checkHistoryFile, type HistoryLock, lockHistory } from './history.js';
 import type { MigrateCommand } from './options.js';
 import type { Output } from './output.js';
 import { completedRecord, failedRecord, type HistoryRecord, type RunFacts } from './record.js';
@@ -24,7 +24,7 @@ export async function executeMigration(
   output: Output,
   openStore: (target: StoreTarget) => Promise<Store>,
 ): Promise<ExitCode> {
-  await readHistory(command.historyFile);
+  await checkHistoryFile(command.historyFile);
   const map = await loadReferenceMap(command.configFile);
   const run: RunFacts = {
     startedAt: new Date(),

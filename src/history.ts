@@ -1,13 +1,14 @@
 import { rmSync } from 'node:fs';
-import { mkdir, readFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
-import { replaceFile } from './atomic-file.js';
-import { ExitCode, UsageError } from './errors.js';
-import { acquireLock, lockFileOf } from './lock-file.js';
+import { mkdir, readFile, stat } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { folderProblem, linkChain, replaceFile } from './atomic-file.js';
+import { ExitCode, errorMessage, UsageError } from './errors.js';
+import { acquireLock, checkLockFree, lockFileOf } from './lock-file.js';
 import type { HistoryRecord } from './record.js';
 
 /** Refuse early, before anything runs, a history file that a record could not be appended to. */
 export async function readHistory(file: string): Promise<unknown[]> {
+  await historyTarget(file);
   let text: string;
   try {
     text = await readFile(file, 'utf8');
@@ -29,6 +30,50 @@ export async function readHistory(file: string): Promise<unknown[]> {
     );
   }
   return parsed;
+}
+
+// Kernel file systems: a path there is a process's stdin, a terminal or a setting, never a history file.
+const KERNEL_FILE_SYSTEMS = ['/proc', '/sys'];
+
+/**
+ * Where the history file really lives (symlinks followed), refused when no history file can be there: under
+ * /proc or /sys, or something other than a regular file (a folder, a FIFO, a device). Opens nothing, so a
+ * pipe or a terminal is never read.
+ */
+async function historyTarget(file: string): Promise<string> {
+  const refuse = (problem: string) => refuseHistory(file, problem);
+  const kernelRoot = (path: string) =>
+    KERNEL_FILE_SYSTEMS.find((root) => path === root || path.startsWith(`${root}/`));
+  // Before the path is touched at all: even reading a link there is looking into a process.
+  const given = kernelRoot(resolve(file));
+  if (given) refuse(`is under ${given}, which holds no files`);
+  const chain = await linkChain(file).catch((error) => refuse(`cannot be resolved (${errorMessage(error)})`));
+  const linked = chain.map(kernelRoot).find((root) => root !== undefined);
+  if (linked) refuse(`leads into ${linked}, which holds no files`);
+  const target = chain.at(-1) as string;
+  const stats = await stat(target).catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT' || error.code === 'ENOTDIR') return undefined;
+    return refuse(`cannot be looked at (${error.code})`);
+  });
+  if (stats && !stats.isFile()) {
+    refuse(`is not a regular file (${stats.isDirectory() ? 'a folder' : 'a FIFO, device or socket'})`);
+  }
+  return target;
+}
+
+/**
+ * For preview and for execute before it starts, writing nothing: the history file is absent or a readable JSON
+ * array, its folder exists or can be created, and its lock is free. Refused as an execution would be.
+ */
+export async function checkHistoryFile(file: string): Promise<void> {
+  const problem = await folderProblem(dirname(await historyTarget(file)));
+  if (problem) refuseHistory(file, `cannot be written: ${problem}`);
+  await readHistory(file);
+  await checkLockFree(lockFileOf(file));
+}
+
+function refuseHistory(file: string, problem: string): never {
+  throw new UsageError(`History file ${file} ${problem}; choose another --output-file`);
 }
 
 /**

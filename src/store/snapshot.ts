@@ -1,11 +1,13 @@
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { access, readFile, stat } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import createDebug from 'debug';
 import { find, updateMany } from 'mingo';
 import { BSON } from 'mongodb';
-import { replaceFile } from '../atomic-file.js';
+import { folderProblem, linkChain, replaceFile } from '../atomic-file.js';
 import { RuntimeError, UsageError } from '../errors.js';
-import { acquireLock, type FileLock, lockFileOf } from '../lock-file.js';
+import { acquireLock, checkLockFree, type FileLock, lockFileOf } from '../lock-file.js';
 import type { Document, FindOptions, ReadOnlyStore, Store, TransactionStore, UpdateResult } from './types.js';
 
 const log = createDebug('agm:snapshot');
@@ -75,10 +77,44 @@ async function readText(file: string): Promise<string> {
   try {
     return await readFile(file, 'utf8');
   } catch (error) {
-    throw new UsageError(`Cannot read snapshot ${file}: ${(error as NodeJS.ErrnoException).code ?? error}`, {
-      cause: error,
-    });
+    throw cannotRead(file, error);
   }
+}
+
+function cannotRead(file: string, error: unknown): UsageError {
+  return new UsageError(
+    `Cannot read snapshot ${file}: ${(error as NodeJS.ErrnoException).code ?? error}; check the --snapshot path`,
+    { cause: error },
+  );
+}
+
+/**
+ * For preview, writing nothing: an execution on this snapshot could replace it (see checkReplaceable) and
+ * its lock is free.
+ */
+export async function checkSnapshotWritable(file: string): Promise<void> {
+  await checkReplaceable(file);
+  await checkLockFree(lockFileOf(file));
+}
+
+/**
+ * The snapshot is a regular file this process may write, in a folder where its replacement can be created
+ * (the new version is written beside it, then renamed over it). Refused before anything runs, not at commit.
+ */
+async function checkReplaceable(file: string): Promise<void> {
+  const stats = await stat(file).catch((error) => {
+    throw cannotRead(file, error);
+  });
+  const refuse = (problem: string, remedy: string): never => {
+    throw new UsageError(`Snapshot ${file} ${problem}; ${remedy}`);
+  };
+  if (!stats.isFile()) refuse('is not a regular file', 'save it to a file and give that');
+  await access(file, constants.W_OK).catch((error: NodeJS.ErrnoException) =>
+    refuse(`is not writable (${error.code})`, 'make it writable, or run --preview, which only reads it'),
+  );
+  const problem = await folderProblem(dirname((await linkChain(file)).at(-1) as string));
+  if (problem)
+    refuse(`cannot be replaced: ${problem}`, 'make the folder writable, or work on a copy elsewhere');
 }
 
 async function load(file: string): Promise<{ collections: Collections; digest: string }> {
@@ -127,6 +163,7 @@ export class SnapshotStore extends SnapshotReadOnlyStore implements Store {
    * refused, so two runs never both start from one version of it and the later rename never drops a commit.
    */
   static override async open(file: string): Promise<SnapshotStore> {
+    await checkReplaceable(file);
     const lock = await acquireLock(lockFileOf(file));
     try {
       return new SnapshotStore(file, (await load(file)).collections, lock);
