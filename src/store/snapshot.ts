@@ -8,6 +8,7 @@ import { BSON } from 'mongodb';
 import { folderProblem, linkChain, replaceFile } from '../atomic-file.js';
 import { RuntimeError, UsageError } from '../errors.js';
 import { acquireLock, checkLockFree, type FileLock, lockFileOf } from '../lock-file.js';
+import { parseExtendedJson, stringifyExtendedJson } from './ejson-file.js';
 import type { Document, FindOptions, ReadOnlyStore, Store, TransactionStore, UpdateResult } from './types.js';
 
 const log = createDebug('agm:snapshot');
@@ -16,16 +17,18 @@ type Collections = Map<string, Document[]>;
 
 /**
  * A snapshot file is `{ "<collection>": [documents...] }` in Extended JSON. Reads accept relaxed or
- * canonical input; writes are canonical so no Int32/Int64/Double/Date/ObjectId type is lost.
+ * canonical input without losing a number; writes are canonical so no Int32/Int64/Double/Date/ObjectId type
+ * is lost.
  */
 export function parseSnapshot(text: string, file: string): Collections {
   let parsed: unknown;
   try {
-    parsed = BSON.EJSON.parse(text, { relaxed: false });
+    parsed = parseExtendedJson(text);
   } catch (error) {
-    throw new UsageError(`Snapshot ${file} is not valid Extended JSON: ${(error as Error).message}`, {
-      cause: error,
-    });
+    throw new UsageError(
+      `Snapshot ${file} is not valid Extended JSON: ${(error as Error).message}; export it again (see "Snapshot mode" in the README)`,
+      { cause: error },
+    );
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
     throw new UsageError(
@@ -43,7 +46,7 @@ export function parseSnapshot(text: string, file: string): Collections {
 }
 
 export function serializeSnapshot(collections: Collections): string {
-  return `${BSON.EJSON.stringify(Object.fromEntries(collections), undefined, 2, { relaxed: false })}\n`;
+  return stringifyExtendedJson(Object.fromEntries(collections));
 }
 
 class SnapshotReads {
