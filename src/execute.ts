@@ -8,8 +8,8 @@ import { completedRecord, failedRecord, type HistoryRecord, type RunFacts } from
 import { planJson, renderCompleted, renderConflictAbort, renderPlan, renderProgress } from './report.js';
 import { resolveCustomers } from './resolve.js';
 import { type Plan, scanMigration } from './scan.js';
-import { loadReferenceMap, type ReferenceMap } from './schema.js';
-import { describeTarget } from './store/index.js';
+import { loadReferenceMap, mapCollections, type ReferenceMap } from './schema.js';
+import { describeTarget, type OpenOptions } from './store/index.js';
 import type { Store, StoreTarget } from './store/types.js';
 
 const log = createDebug('agm:migrate-customer-data');
@@ -22,7 +22,7 @@ const log = createDebug('agm:migrate-customer-data');
 export async function executeMigration(
   command: MigrateCommand,
   output: Output,
-  openStore: (target: StoreTarget) => Promise<Store>,
+  openStore: (target: StoreTarget, options?: OpenOptions) => Promise<Store>,
 ): Promise<ExitCode> {
   await checkHistoryFile(command.historyFile);
   const map = await loadReferenceMap(command.configFile);
@@ -36,7 +36,7 @@ export async function executeMigration(
   let lock: HistoryLock | undefined;
   let plan: Plan | undefined;
   try {
-    store = await openStore(command.target);
+    store = await openStore(command.target, { requiredCollections: mapCollections(map) });
     const customers = await resolveCustomers(store, command.request);
     lock = await lockHistory(command.historyFile);
     await store.assertTransactional();

@@ -5,7 +5,8 @@ import type { Output } from './output.js';
 import { planJson, renderPlan } from './report.js';
 import { resolveCustomers } from './resolve.js';
 import { scanMigration } from './scan.js';
-import { loadReferenceMap } from './schema.js';
+import { loadReferenceMap, mapCollections } from './schema.js';
+import type { OpenOptions } from './store/index.js';
 import type { ReadOnlyStore, StoreTarget } from './store/types.js';
 
 const log = createDebug('agm:migrate-customer-data');
@@ -17,10 +18,10 @@ const log = createDebug('agm:migrate-customer-data');
 export async function previewMigration(
   command: MigrateCommand,
   output: Output,
-  openReadOnlyStore: (target: StoreTarget) => Promise<ReadOnlyStore>,
+  openReadOnlyStore: (target: StoreTarget, options?: OpenOptions) => Promise<ReadOnlyStore>,
 ): Promise<ExitCode> {
   const map = await loadReferenceMap(command.configFile);
-  const store = await openReadOnlyStore(command.target);
+  const store = await openReadOnlyStore(command.target, { requiredCollections: mapCollections(map) });
   try {
     log('preview on %s', store.description);
     const customers = await resolveCustomers(store, command.request);

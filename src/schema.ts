@@ -46,6 +46,11 @@ export function fieldRefs(refs: Record<string, string[]>, map: ReferenceMap): Fi
   );
 }
 
+/** Every collection a migration with this map reads, the accounts collection first. */
+export function mapCollections(map: ReferenceMap): string[] {
+  return [...new Set([USERS, ...Object.keys(map.customerRefs), ...Object.keys(map.accountRefs)])];
+}
+
 export async function loadReferenceMap(file: string | undefined): Promise<ReferenceMap> {
   if (file === undefined) return DEFAULT_REFERENCE_MAP;
   let parsed: unknown;

@@ -120,9 +120,29 @@ async function checkReplaceable(file: string): Promise<void> {
     refuse(`cannot be replaced: ${problem}`, 'make the folder writable, or work on a copy elsewhere');
 }
 
-async function load(file: string): Promise<{ collections: Collections; digest: string }> {
+export interface SnapshotOptions {
+  /** Collections the run reads; a snapshot without one of them is refused (an empty array is fine). */
+  requiredCollections?: readonly string[];
+}
+
+async function load(
+  file: string,
+  { requiredCollections = [] }: SnapshotOptions = {},
+): Promise<{ collections: Collections; digest: string }> {
   const text = await readText(file);
-  return { collections: parseSnapshot(text, file), digest: digestOf(text) };
+  const collections = parseSnapshot(text, file);
+  // On a server a missing collection is an empty one; in an export it is one that was forgotten, and the
+  // rehearsal would show nothing to move where the real run moves documents.
+  const missing = requiredCollections.filter((name) => !collections.has(name));
+  if (missing.length > 0) {
+    const names = missing.map((name) => `"${name}"`).join(', ');
+    throw new UsageError(
+      missing.length === 1
+        ? `Snapshot ${file} has no ${names} collection; export it too (an empty array is fine)`
+        : `Snapshot ${file} has no ${names} collections; export them too (an empty array is fine)`,
+    );
+  }
+  return { collections, digest: digestOf(text) };
 }
 
 function digestOf(text: string): string {
@@ -145,8 +165,8 @@ export class SnapshotReadOnlyStore extends SnapshotReads implements ReadOnlyStor
     this.description = describeSnapshot(file);
   }
 
-  static async open(file: string): Promise<SnapshotReadOnlyStore> {
-    return new SnapshotReadOnlyStore(file, (await load(file)).collections);
+  static async open(file: string, options: SnapshotOptions = {}): Promise<SnapshotReadOnlyStore> {
+    return new SnapshotReadOnlyStore(file, (await load(file, options)).collections);
   }
 
   async close(): Promise<void> {}
@@ -165,11 +185,11 @@ export class SnapshotStore extends SnapshotReadOnlyStore implements Store {
    * Holds `<file>.lock` from the first read until close (after the rename): a second run on the same file is
    * refused, so two runs never both start from one version of it and the later rename never drops a commit.
    */
-  static override async open(file: string): Promise<SnapshotStore> {
+  static override async open(file: string, options: SnapshotOptions = {}): Promise<SnapshotStore> {
     await checkReplaceable(file);
     const lock = await acquireLock(lockFileOf(file));
     try {
-      return new SnapshotStore(file, (await load(file)).collections, lock);
+      return new SnapshotStore(file, (await load(file, options)).collections, lock);
     } catch (error) {
       await lock.release();
       throw error;
