@@ -75,10 +75,20 @@ export async function linkChain(file: string): Promise<string[]> {
 }
 
 /**
- * Why replaceFile could not create its temp file in `folder` (a missing folder being created first), or
- * undefined: the nearest existing ancestor must be a folder this process may write in. Creates nothing.
+ * Why `file` could not be replaced, or undefined, creating nothing: its lock goes beside the path as given and
+ * the temp file beside the link's target (the same folder unless `file` is a symlink), and each folder, or
+ * the nearest existing ancestor it would be created in, must be a folder this process may write in.
  */
-export async function folderProblem(folder: string): Promise<string | undefined> {
+export async function replaceProblem(file: string): Promise<string | undefined> {
+  const folders = new Set([dirname(resolve(file)), dirname((await linkChain(file)).at(-1) as string)]);
+  for (const folder of folders) {
+    const problem = await folderProblem(folder);
+    if (problem) return problem;
+  }
+  return undefined;
+}
+
+async function folderProblem(folder: string): Promise<string | undefined> {
   let existing = folder;
   let stats: Stats | undefined;
   while (!stats) {

@@ -1,19 +1,21 @@
 import { rmSync } from 'node:fs';
 import { mkdir, readFile, stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
-import { folderProblem, linkChain, replaceFile } from './atomic-file.js';
+import { linkChain, replaceFile, replaceProblem } from './atomic-file.js';
 import { ExitCode, errorMessage, UsageError } from './errors.js';
 import { acquireLock, checkLockFree, lockFileOf } from './lock-file.js';
 import type { HistoryRecord } from './record.js';
 
 /** Refuse early, before anything runs, a history file that a record could not be appended to. */
 export async function readHistory(file: string): Promise<unknown[]> {
-  await historyTarget(file);
+  await checkHistoryPath(file);
   let text: string;
   try {
     text = await readFile(file, 'utf8');
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    const code = (error as NodeJS.ErrnoException).code;
+    // Absent: whether its folder can be made is checkHistoryFile's to say.
+    if (code === 'ENOENT' || code === 'ENOTDIR') return [];
     throw new UsageError(
       `Cannot read history file ${file}: ${(error as Error).message}; choose another --output-file`,
     );
@@ -36,11 +38,10 @@ export async function readHistory(file: string): Promise<unknown[]> {
 const KERNEL_FILE_SYSTEMS = ['/proc', '/sys'];
 
 /**
- * Where the history file really lives (symlinks followed), refused when no history file can be there: under
- * /proc or /sys, or something other than a regular file (a folder, a FIFO, a device). Opens nothing, so a
- * pipe or a terminal is never read.
+ * Refuses a path where no history file can be, symlinks followed: under /proc or /sys, or something other than
+ * a regular file (a folder, a FIFO, a device). Opens nothing, so a pipe or a terminal is never read.
  */
-async function historyTarget(file: string): Promise<string> {
+async function checkHistoryPath(file: string): Promise<void> {
   const refuse = (problem: string) => refuseHistory(file, problem);
   const kernelRoot = (path: string) =>
     KERNEL_FILE_SYSTEMS.find((root) => path === root || path.startsWith(`${root}/`));
@@ -50,15 +51,13 @@ async function historyTarget(file: string): Promise<string> {
   const chain = await linkChain(file).catch((error) => refuse(`cannot be resolved (${errorMessage(error)})`));
   const linked = chain.map(kernelRoot).find((root) => root !== undefined);
   if (linked) refuse(`leads into ${linked}, which holds no files`);
-  const target = chain.at(-1) as string;
-  const stats = await stat(target).catch((error: NodeJS.ErrnoException) => {
+  const stats = await stat(chain.at(-1) as string).catch((error: NodeJS.ErrnoException) => {
     if (error.code === 'ENOENT' || error.code === 'ENOTDIR') return undefined;
     return refuse(`cannot be looked at (${error.code})`);
   });
   if (stats && !stats.isFile()) {
     refuse(`is not a regular file (${stats.isDirectory() ? 'a folder' : 'a FIFO, device or socket'})`);
   }
-  return target;
 }
 
 /**
@@ -66,9 +65,9 @@ async function historyTarget(file: string): Promise<string> {
  * array, its folder exists or can be created, and its lock is free. Refused as an execution would be.
  */
 export async function checkHistoryFile(file: string): Promise<void> {
-  const problem = await folderProblem(dirname(await historyTarget(file)));
-  if (problem) refuseHistory(file, `cannot be written: ${problem}`);
   await readHistory(file);
+  const problem = await replaceProblem(file);
+  if (problem) refuseHistory(file, `cannot be written: ${problem}`);
   await checkLockFree(lockFileOf(file));
 }
 

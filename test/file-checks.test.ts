@@ -163,6 +163,8 @@ describe('checkHistoryFile', () => {
     chmodSync(unreadable, 0o000);
     const locked = path('locked-folder');
     mkdirSync(locked);
+    // The lock would go beside the link, in a folder this user may not write.
+    symlinkSync(join(writable, 'h.json'), join(locked, 'link.json'));
     chmodSync(locked, 0o555);
     const check = (file: string) => checkUnprivileged('../src/history.js', 'checkHistoryFile', file);
     assert.match(
@@ -173,6 +175,11 @@ describe('checkHistoryFile', () => {
       check(join(locked, 'h.json')),
       `2 History file ${join(locked, 'h.json')} cannot be written: ${locked} is not a writable folder (EACCES); choose another --output-file`,
     );
+    assert.equal(
+      check(join(locked, 'link.json')),
+      `2 History file ${join(locked, 'link.json')} cannot be written: ${locked} is not a writable folder (EACCES); choose another --output-file`,
+    );
+    assert.equal(check(join(writable, 'h.json')), 'ok');
     assert.equal(
       check(join(locked, 'sub', 'h.json')),
       `2 History file ${join(locked, 'sub', 'h.json')} cannot be written: folder ${join(locked, 'sub')} cannot be created, ${locked} is not a writable folder (EACCES); choose another --output-file`,
@@ -222,6 +229,9 @@ describe('checkSnapshotWritable', () => {
     writeFileSync(inLockedFolder, bytes);
     chmodSync(inLockedFolder, 0o666);
     chmodSync(lockedFolder, 0o555);
+    // The new version would go beside the link's target, in a folder this user may not write.
+    const link = join(shared, 'link.json');
+    symlinkSync(inLockedFolder, link);
     const cases: [string, string][] = [
       [
         readOnly,
@@ -230,6 +240,10 @@ describe('checkSnapshotWritable', () => {
       [
         inLockedFolder,
         `Snapshot ${inLockedFolder} cannot be replaced: ${lockedFolder} is not a writable folder (EACCES); make the folder writable, or work on a copy elsewhere`,
+      ],
+      [
+        link,
+        `Snapshot ${link} cannot be replaced: ${lockedFolder} is not a writable folder (EACCES); make the folder writable, or work on a copy elsewhere`,
       ],
     ];
     for (const [file, message] of cases) {

@@ -1,11 +1,10 @@
 import { createHash } from 'node:crypto';
 import { constants } from 'node:fs';
 import { access, readFile, stat } from 'node:fs/promises';
-import { dirname } from 'node:path';
 import createDebug from 'debug';
 import { find, updateMany } from 'mingo';
 import { BSON } from 'mongodb';
-import { folderProblem, linkChain, replaceFile } from '../atomic-file.js';
+import { replaceFile, replaceProblem } from '../atomic-file.js';
 import { RuntimeError, UsageError } from '../errors.js';
 import { acquireLock, checkLockFree, type FileLock, lockFileOf } from '../lock-file.js';
 import { parseExtendedJson, stringifyExtendedJson } from './ejson-file.js';
@@ -115,7 +114,7 @@ async function checkReplaceable(file: string): Promise<void> {
   await access(file, constants.W_OK).catch((error: NodeJS.ErrnoException) =>
     refuse(`is not writable (${error.code})`, 'make it writable, or run --preview, which only reads it'),
   );
-  const problem = await folderProblem(dirname((await linkChain(file)).at(-1) as string));
+  const problem = await replaceProblem(file);
   if (problem)
     refuse(`cannot be replaced: ${problem}`, 'make the folder writable, or work on a copy elsewhere');
 }
