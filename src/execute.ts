@@ -10,7 +10,7 @@ import {
   type MigrationError,
   RuntimeError,
 } from './errors.js';
-import { appendHistory, type HistoryLock, lockHistory, readHistory } from './history.js';
+import { appendHistory, checkHistoryFile, type HistoryLock, lockHistory } from './history.js';
 import { fenceDocument } from './journal.js';
 import type { MigrateCommand } from './options.js';
 import type { Output } from './output.js';
@@ -43,7 +43,7 @@ export async function executeMigration(
   output: Output,
   context: ActionContext,
 ): Promise<ExitCode> {
-  await readHistory(command.historyFile);
+  await checkHistoryFile(command.historyFile);
   const map = await loadReferenceMap(command.configFile);
   const run: RunFacts = {
     id: newRunId(),
@@ -62,7 +62,7 @@ export async function executeMigration(
   let lock: HistoryLock | undefined;
   let plan: Plan | undefined;
   try {
-    store = await context.openStore(command.target);
+    store = await context.openStore(command.target, { requiredCollections: mappedCollections(map) });
     const customers = await resolveCustomers(store, command.request);
     lock = await lockHistory(command.historyFile);
     await store.assertTransactional();

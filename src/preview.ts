@@ -29,7 +29,10 @@ export async function previewMigration(
 ): Promise<ExitCode> {
   const map = await loadReferenceMap(command.configFile);
   const refusals = await executionRefusals(command);
-  const store = await context.openReadOnlyStore(command.target, { pointInTime: true });
+  const store = await context.openReadOnlyStore(command.target, {
+    pointInTime: true,
+    requiredCollections: mappedCollections(map),
+  });
   try {
     log('preview on %s', store.description);
     const customers = await resolveCustomers(store, command.request);

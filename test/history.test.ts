@@ -1,5 +1,14 @@
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  lstatSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { appendHistory, lockHistory, readHistory } from '../src/history.js';
@@ -22,6 +31,23 @@ test('appending creates the file, then adds records in order, leaving no temp fi
   assert.deepEqual(
     readdirSync(dir.path).filter((name) => name.includes('h.json')),
     ['h.json'],
+  );
+});
+
+test('a new history file is private (0600); an existing one keeps its mode, and a symlink stays a link', async () => {
+  const file = join(dir.path, 'private.json');
+  await appendHistory(file, record('a'));
+  assert.equal((statSync(file).mode & 0o777).toString(8), '600');
+  chmodSync(file, 0o640);
+  await appendHistory(file, record('b'));
+  assert.equal((statSync(file).mode & 0o777).toString(8), '640');
+  const link = join(dir.path, 'link-to-private.json');
+  symlinkSync(file, link);
+  await appendHistory(link, record('c'));
+  assert.ok(lstatSync(link).isSymbolicLink());
+  assert.deepEqual(
+    JSON.parse(readFileSync(file, 'utf8')).map((r: HistoryRecord) => r.id),
+    ['a', 'b', 'c'],
   );
 });
 

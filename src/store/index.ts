@@ -1,22 +1,27 @@
 import { redactUri } from '../secrets.js';
 import { type MongoOptions, MongoReadOnlyStore, MongoStore, parseMongoUri } from './mongo.js';
-import { describeSnapshot, SnapshotReadOnlyStore, SnapshotStore } from './snapshot.js';
+import { describeSnapshot, type SnapshotOptions, SnapshotReadOnlyStore, SnapshotStore } from './snapshot.js';
 import type { ReadOnlyStore, Store, StoreTarget } from './types.js';
 
 export type { ReadOnlyStore, Store, StoreTarget } from './types.js';
+
+/** Each back end takes the options meant for it and ignores the others. */
+export type OpenOptions = MongoOptions & SnapshotOptions;
 
 /**
  * For preview and verify: the object returned has no method that writes. With `pointInTime`, every read sees
  * one moment of the data (a snapshot file always does).
  */
-export function openReadOnlyStore(target: StoreTarget, options: MongoOptions = {}): Promise<ReadOnlyStore> {
+export function openReadOnlyStore(target: StoreTarget, options: OpenOptions = {}): Promise<ReadOnlyStore> {
   return target.kind === 'snapshot'
-    ? SnapshotReadOnlyStore.open(target.file)
+    ? SnapshotReadOnlyStore.open(target.file, options)
     : MongoReadOnlyStore.open(target.uri, options);
 }
 
-export function openStore(target: StoreTarget, options: MongoOptions = {}): Promise<Store> {
-  return target.kind === 'snapshot' ? SnapshotStore.open(target.file) : MongoStore.open(target.uri, options);
+export function openStore(target: StoreTarget, options: OpenOptions = {}): Promise<Store> {
+  return target.kind === 'snapshot'
+    ? SnapshotStore.open(target.file, options)
+    : MongoStore.open(target.uri, options);
 }
 
 /** The store's description without opening it (for records of runs that never reached it). */

@@ -1,12 +1,15 @@
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { access, readFile, stat } from 'node:fs/promises';
 import createDebug from 'debug';
 import { aggregate, find, updateMany } from 'mingo';
 import type { CollationSpec } from 'mingo/types';
 import type { Modifier, PipelineStage } from 'mingo/updater';
 import { BSON } from 'mongodb';
-import { replaceFile } from '../atomic-file.js';
+import { replaceFile, replaceProblem } from '../atomic-file.js';
 import { InterruptedError, RuntimeError, UsageError } from '../errors.js';
+import { acquireLock, checkLockFree, type FileLock, lockFileOf } from '../lock-file.js';
+import { parseExtendedJson, stringifyExtendedJson } from './ejson-file.js';
 import type {
   AggregateOptions,
   Document,
@@ -26,16 +29,18 @@ type Collections = Map<string, Document[]>;
 
 /**
  * A snapshot file is `{ "<collection>": [documents...] }` in Extended JSON. Reads accept relaxed or
- * canonical input; writes are canonical so no Int32/Int64/Double/Date/ObjectId type is lost.
+ * canonical input without losing a number; writes are canonical so no Int32/Int64/Double/Date/ObjectId type
+ * is lost.
  */
 export function parseSnapshot(text: string, file: string): Collections {
   let parsed: unknown;
   try {
-    parsed = BSON.EJSON.parse(text, { relaxed: false });
+    parsed = parseExtendedJson(text);
   } catch (error) {
-    throw new UsageError(`Snapshot ${file} is not valid Extended JSON: ${(error as Error).message}`, {
-      cause: error,
-    });
+    throw new UsageError(
+      `Snapshot ${file} is not valid Extended JSON: ${(error as Error).message}; export it again (see "Snapshot mode" in the README)`,
+      { cause: error },
+    );
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
     throw new UsageError(
@@ -53,7 +58,7 @@ export function parseSnapshot(text: string, file: string): Collections {
 }
 
 export function serializeSnapshot(collections: Collections): string {
-  return `${BSON.EJSON.stringify(Object.fromEntries(collections), undefined, 2, { relaxed: false })}\n`;
+  return stringifyExtendedJson(Object.fromEntries(collections));
 }
 
 class SnapshotReads {
@@ -144,15 +149,69 @@ async function readText(file: string): Promise<string> {
   try {
     return await readFile(file, 'utf8');
   } catch (error) {
-    throw new UsageError(`Cannot read snapshot ${file}: ${(error as NodeJS.ErrnoException).code ?? error}`, {
-      cause: error,
-    });
+    throw cannotRead(file, error);
   }
 }
 
-async function load(file: string): Promise<{ collections: Collections; digest: string }> {
+function cannotRead(file: string, error: unknown): UsageError {
+  return new UsageError(
+    `Cannot read snapshot ${file}: ${(error as NodeJS.ErrnoException).code ?? error}; check the --snapshot path`,
+    { cause: error },
+  );
+}
+
+/**
+ * For preview, writing nothing: an execution on this snapshot could replace it (see checkReplaceable) and
+ * its lock is free.
+ */
+export async function checkSnapshotWritable(file: string): Promise<void> {
+  await checkReplaceable(file);
+  await checkLockFree(lockFileOf(file));
+}
+
+/**
+ * The snapshot is a regular file this process may write, in a folder where its replacement can be created
+ * (the new version is written beside it, then renamed over it). Refused before anything runs, not at commit.
+ */
+async function checkReplaceable(file: string): Promise<void> {
+  const stats = await stat(file).catch((error) => {
+    throw cannotRead(file, error);
+  });
+  const refuse = (problem: string, remedy: string): never => {
+    throw new UsageError(`Snapshot ${file} ${problem}; ${remedy}`);
+  };
+  if (!stats.isFile()) refuse('is not a regular file', 'save it to a file and give that');
+  await access(file, constants.W_OK).catch((error: NodeJS.ErrnoException) =>
+    refuse(`is not writable (${error.code})`, 'make it writable, or run --preview, which only reads it'),
+  );
+  const problem = await replaceProblem(file);
+  if (problem)
+    refuse(`cannot be replaced: ${problem}`, 'make the folder writable, or work on a copy elsewhere');
+}
+
+export interface SnapshotOptions {
+  /** Collections the run reads; a snapshot without one of them is refused (an empty array is fine). */
+  requiredCollections?: readonly string[];
+}
+
+async function load(
+  file: string,
+  { requiredCollections = [] }: SnapshotOptions = {},
+): Promise<{ collections: Collections; digest: string }> {
   const text = await readText(file);
-  return { collections: parseSnapshot(text, file), digest: digestOf(text) };
+  const collections = parseSnapshot(text, file);
+  // On a server a missing collection is an empty one; in an export it is one that was forgotten, and the
+  // rehearsal would show nothing to move where the real run moves documents.
+  const missing = requiredCollections.filter((name) => !collections.has(name));
+  if (missing.length > 0) {
+    const names = missing.map((name) => `"${name}"`).join(', ');
+    throw new UsageError(
+      missing.length === 1
+        ? `Snapshot ${file} has no ${names} collection; export it too (an empty array is fine)`
+        : `Snapshot ${file} has no ${names} collections; export them too (an empty array is fine)`,
+    );
+  }
+  return { collections, digest: digestOf(text) };
 }
 
 function digestOf(text: string): string {
@@ -175,16 +234,39 @@ export class SnapshotReadOnlyStore extends SnapshotReads implements ReadOnlyStor
     this.description = describeSnapshot(file);
   }
 
-  static async open(file: string): Promise<SnapshotReadOnlyStore> {
-    return new SnapshotReadOnlyStore(file, (await load(file)).collections);
+  static async open(file: string, options: SnapshotOptions = {}): Promise<SnapshotReadOnlyStore> {
+    return new SnapshotReadOnlyStore(file, (await load(file, options)).collections);
   }
 
   async close(): Promise<void> {}
 }
 
 export class SnapshotStore extends SnapshotReadOnlyStore implements Store {
-  static override async open(file: string): Promise<SnapshotStore> {
-    return new SnapshotStore(file, (await load(file)).collections);
+  private constructor(
+    file: string,
+    collections: Collections,
+    private readonly lock: FileLock,
+  ) {
+    super(file, collections);
+  }
+
+  /**
+   * Holds `<file>.lock` from the first read until close (after the rename): a second run on the same file is
+   * refused, so two runs never both start from one version of it and the later rename never drops a commit.
+   */
+  static override async open(file: string, options: SnapshotOptions = {}): Promise<SnapshotStore> {
+    await checkReplaceable(file);
+    const lock = await acquireLock(lockFileOf(file));
+    try {
+      return new SnapshotStore(file, (await load(file, options)).collections, lock);
+    } catch (error) {
+      await lock.release();
+      throw error;
+    }
+  }
+
+  override async close(): Promise<void> {
+    await this.lock.release();
   }
 
   async assertTransactional(): Promise<void> {}
@@ -227,6 +309,3 @@ export class SnapshotStore extends SnapshotReadOnlyStore implements Store {
     return result;
   }
 }
-
-// MERGE-PLACEHOLDER: replaced by the files branch.
-export async function checkSnapshotWritable(_file: string): Promise<void> {}
