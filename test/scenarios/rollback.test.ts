@@ -31,6 +31,12 @@ const SCENARIOS: [string, string[]][] = [
   ],
 ];
 
+function argsOf(scenario: number): string[] {
+  const entry = SCENARIOS[scenario];
+  assert.ok(entry, `no scenario ${scenario}`);
+  return entry[1];
+}
+
 /** users, jobs and invoices as canonical Extended JSON: equal strings mean equal documents, types and order. */
 function business(dump: Record<string, Document[]>): string {
   return BSON.EJSON.stringify(
@@ -123,7 +129,7 @@ for (const backend of await allBackends('rollback')) {
     }
 
     it('the journal holds every re-pointed id, grouped by the value it held, and the accounts whole', async () => {
-      const { loaded, original, id } = await migrated(SCENARIOS[2]?.[1] as string[]);
+      const { loaded, original, id } = await migratedargsOf(2);
       const entries = await journalOf(loaded.target);
       const head = entries.find((entry) => entry._id === id) as Document;
       assert.equal(head.type, 'migration');
@@ -156,7 +162,7 @@ for (const backend of await allBackends('rollback')) {
     });
 
     it('drift: a journaled document changed since is listed, the rollback refused (exit 3), nothing written', async () => {
-      const { loaded, cli, history, id } = await migrated(SCENARIOS[0]?.[1] as string[]);
+      const { loaded, cli, history, id } = await migratedargsOf(0);
       const elsewhere = new ObjectId(IDS.valley_sprayers);
       const jobId = (await journalOf(loaded.target)).find((e) => e.type === 'refs' && e.collection === 'jobs')
         ?.ids[0];
@@ -185,7 +191,7 @@ for (const backend of await allBackends('rollback')) {
     });
 
     it('drift: an edited merged account refuses the rollback', async () => {
-      const { loaded, cli, id } = await migrated(SCENARIOS[2]?.[1] as string[]);
+      const { loaded, cli, id } = await migratedargsOf(2);
       await change(loaded.target, (tx) =>
         tx.updateMany(
           'users',
@@ -199,7 +205,7 @@ for (const backend of await allBackends('rollback')) {
     });
 
     it('a later migration that moved the destination onwards must be rolled back first', async () => {
-      const { cli, id } = await migrated(SCENARIOS[0]?.[1] as string[]);
+      const { cli, id } = await migratedargsOf(0);
       const onwards = await cli(['--sources', 'acme_corporate', '--destination', 'valley_sprayers']);
       assert.equal(onwards.code, 0, onwards.stderr);
       const refused = await cli(['rollback', id, '--preview']);
@@ -226,7 +232,7 @@ for (const backend of await allBackends('rollback')) {
         return wrapped;
       };
       const result = await runCli(
-        [...(SCENARIOS[1]?.[1] as string[]), ...loaded.args, '--output-file', join(dir.path, 'aon.json')],
+        [...argsOf(1), ...loaded.args, '--output-file', join(dir.path, 'aon.json')],
         { openStore: failing },
       );
       assert.equal(result.code, 1, result.stderr);
@@ -236,7 +242,7 @@ for (const backend of await allBackends('rollback')) {
     });
 
     it('verify fails on the item that is wrong: a reference left behind; a follow-up run then moves it', async () => {
-      const { loaded, cli, history, id } = await migrated(SCENARIOS[0]?.[1] as string[]);
+      const { loaded, cli, history, id } = await migratedargsOf(0);
       const straggler = new ObjectId();
       await change(loaded.target, (tx) =>
         tx.insertMany('jobs', [
@@ -252,11 +258,11 @@ for (const backend of await allBackends('rollback')) {
       assert.match(failed.stdout, /PASS {2}moved documents/);
       assert.match(failed.stdout, /1 check\(s\) FAILED\./);
 
-      const preview = await cli(['--preview', ...(SCENARIOS[0]?.[1] as string[])]);
+      const preview = await cli(['--preview', ...argsOf(0)]);
       assert.equal(preview.code, 0, preview.stdout + preview.stderr);
       assert.match(preview.stdout, /\[follow-up: already migrated here\]/);
       assert.match(preview.stdout, /jobs\s+byPuid\s+1\n/);
-      const followUp = await cli(SCENARIOS[0]?.[1] as string[]);
+      const followUp = await cliargsOf(0);
       assert.equal(followUp.code, 0, followUp.stderr);
       const record = lastRecord(history);
       assert.equal(record.sources[0]?.followUp, true);
@@ -279,7 +285,7 @@ for (const backend of await allBackends('rollback')) {
         { _id: new ObjectId(), event: 'export', customerHex: IDS.acme_west },
         { _id: new ObjectId(), event: 'noise', customer: new ObjectId(IDS.valley_sprayers) },
       ]);
-      const { cli, id } = await migrated(SCENARIOS[0]?.[1] as string[], data);
+      const { cli, id } = await migrated(argsOf(0), data);
       const plainVerify = await cli(['verify', id]);
       assert.equal(plainVerify.code, 0, plainVerify.stdout);
       const scanned = await cli(['verify', id, '--scan-all']);
