@@ -129,7 +129,7 @@ for (const backend of await allBackends('rollback')) {
     }
 
     it('the journal holds every re-pointed id, grouped by the value it held, and the accounts whole', async () => {
-      const { loaded, original, id } = await migratedargsOf(2);
+      const { loaded, original, id } = await migrated(argsOf(2));
       const entries = await journalOf(loaded.target);
       const head = entries.find((entry) => entry._id === id) as Document;
       assert.equal(head.type, 'migration');
@@ -162,7 +162,7 @@ for (const backend of await allBackends('rollback')) {
     });
 
     it('drift: a journaled document changed since is listed, the rollback refused (exit 3), nothing written', async () => {
-      const { loaded, cli, history, id } = await migratedargsOf(0);
+      const { loaded, cli, history, id } = await migrated(argsOf(0));
       const elsewhere = new ObjectId(IDS.valley_sprayers);
       const jobId = (await journalOf(loaded.target)).find((e) => e.type === 'refs' && e.collection === 'jobs')
         ?.ids[0];
@@ -191,7 +191,7 @@ for (const backend of await allBackends('rollback')) {
     });
 
     it('drift: an edited merged account refuses the rollback', async () => {
-      const { loaded, cli, id } = await migratedargsOf(2);
+      const { loaded, cli, id } = await migrated(argsOf(2));
       await change(loaded.target, (tx) =>
         tx.updateMany(
           'users',
@@ -205,7 +205,7 @@ for (const backend of await allBackends('rollback')) {
     });
 
     it('a later migration that moved the destination onwards must be rolled back first', async () => {
-      const { cli, id } = await migratedargsOf(0);
+      const { cli, id } = await migrated(argsOf(0));
       const onwards = await cli(['--sources', 'acme_corporate', '--destination', 'valley_sprayers']);
       assert.equal(onwards.code, 0, onwards.stderr);
       const refused = await cli(['rollback', id, '--preview']);
@@ -242,7 +242,7 @@ for (const backend of await allBackends('rollback')) {
     });
 
     it('verify fails on the item that is wrong: a reference left behind; a follow-up run then moves it', async () => {
-      const { loaded, cli, history, id } = await migratedargsOf(0);
+      const { loaded, cli, history, id } = await migrated(argsOf(0));
       const straggler = new ObjectId();
       await change(loaded.target, (tx) =>
         tx.insertMany('jobs', [
@@ -262,7 +262,7 @@ for (const backend of await allBackends('rollback')) {
       assert.equal(preview.code, 0, preview.stdout + preview.stderr);
       assert.match(preview.stdout, /\[follow-up: already migrated here\]/);
       assert.match(preview.stdout, /jobs\s+byPuid\s+1\n/);
-      const followUp = await cliargsOf(0);
+      const followUp = await cli(argsOf(0));
       assert.equal(followUp.code, 0, followUp.stderr);
       const record = lastRecord(history);
       assert.equal(record.sources[0]?.followUp, true);
