@@ -1,6 +1,6 @@
 import createDebug from 'debug';
 import type { ObjectId } from 'mongodb';
-import { BlockedError, RuntimeError } from './errors.js';
+import { BlockedError, RuntimeError, UsageError } from './errors.js';
 import { type AccountRole, type JournalAccount, type JournalHead, journalMoves } from './journal.js';
 import { type CustomerRequest, type ResolvedCustomers, resolveCustomers } from './resolve.js';
 import { isBlocked, type MigrationOptions, type Plan, type Run, type Step, scanMigration } from './scan.js';
@@ -59,7 +59,7 @@ export async function applyMigration(
   await store.ensureCollections([journal]);
   return store.transaction(
     async (tx) => {
-      const customers = await resolveCustomers(tx, request);
+      const customers = await changedMeanwhile(() => resolveCustomers(tx, request));
       const plan = await scanMigration(tx, customers, request.options, request.map, request.run);
       log('plan %s: %d steps, %d conflicts', plan.fingerprint, plan.steps.length, plan.conflicts.length);
       if (isBlocked(plan)) {
@@ -108,6 +108,21 @@ export async function applyMigration(
     },
     { signal: hooks.signal, onRetry: hooks.onRetry, onCommit: hooks.onCommit },
   );
+}
+
+/**
+ * The customers were resolved before the transaction; if they no longer resolve inside it (a destination
+ * deactivated meanwhile, a customer renamed), that is a run-time failure to record, not an input error.
+ */
+async function changedMeanwhile<T>(work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    throw new RuntimeError(`The customers changed while the migration ran (${error.message}); nothing was committed`, {
+      cause: error,
+    });
+  }
 }
 
 function accountRoles(plan: Plan, { sources }: ResolvedCustomers): { _id: ObjectId; role: AccountRole }[] {
