@@ -187,7 +187,8 @@ function updateStatement(
   let modified = 0;
   for (const [i, before] of matched.entries()) {
     const after = next[i] as StoredDocument;
-    if (isEqual(after.plain, before.plain)) continue;
+    // Unchanged: the update handed back the stored typed document (see restoreTypes and replaced).
+    if (after.typed === before.typed) continue;
     if (valueKey(after.plain._id) !== valueKey(before.plain._id)) {
       throw new CommandError(
         Code.ImmutableField,
@@ -223,9 +224,10 @@ function applyUpdate(
   });
 }
 
-/** A replacement keeps the document's `_id`, first, as the server does. */
+/** A replacement keeps the document's `_id`, first, as the server does; an identical one is no change. */
 function replaced(before: StoredDocument, plainU: Document, typedU: Document): StoredDocument {
-  return stored({ _id: before.typed._id, ...typedU }, { _id: before.plain._id, ...plainU });
+  const plain = { _id: before.plain._id, ...plainU };
+  return isEqual(plain, before.plain) ? before : stored({ _id: before.typed._id, ...typedU }, plain);
 }
 
 /** The document an upsert inserts: the filter's equality fields, then the update (or the replacement). */
