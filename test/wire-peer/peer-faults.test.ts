@@ -126,6 +126,22 @@ describe('failCommand fail point', () => {
     );
   });
 
+  test('an error code before a writeConcernError: the command fails and does not run', async () => {
+    await withPeer(async (peer, client) => {
+      const c = client.db('db').collection<AnyDocument>('c');
+      peer.failCommand({
+        mode: { times: 1 },
+        data: {
+          failCommands: ['insert'],
+          errorCode: 8,
+          writeConcernError: { code: 64, errmsg: 'timed out' },
+        },
+      });
+      await rejectsWith(c.insertOne({ _id: 1 }), 8);
+      assert.equal(await c.countDocuments(), 0);
+    });
+  });
+
   test('writeConcernError on commitTransaction: the transaction IS committed, the commit result unknown', async () => {
     await withPeer(async (peer, client) => {
       const c = client.db('db').collection<AnyDocument>('c');

@@ -1,11 +1,87 @@
 import assert from 'node:assert/strict';
+import { connect } from 'node:net';
 import { describe, test } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
-import { Double, Int32, Long, MongoClient, MongoCompatibilityError, Timestamp } from 'mongodb';
+import {
+  BSON,
+  type Document,
+  Double,
+  Int32,
+  Long,
+  MongoClient,
+  MongoCompatibilityError,
+  Timestamp,
+} from 'mongodb';
 import { type AnyDocument, commandsOf, rejectsWith, withPeer } from './helpers.js';
 import { startWirePeer } from './index.js';
 
-/** Self-tests of the wire peer, driven by the unmodified driver. */
+/** Self-tests of the wire peer, driven by the unmodified driver (raw bytes only where the driver cannot). */
+
+/** An OP_MSG as bytes: flags, a kind 0 body, kind 1 document sequences, and a (dummy) checksum if flagged. */
+function opMsg(
+  requestId: number,
+  flags: number,
+  body: Document,
+  sequences: Record<string, Document[]> = {},
+): Buffer {
+  const sections = [Buffer.from([0]), BSON.serialize(body)];
+  for (const [field, documents] of Object.entries(sequences)) {
+    const payload = Buffer.concat([Buffer.from(`${field}\0`), ...documents.map((d) => BSON.serialize(d))]);
+    const size = Buffer.alloc(4);
+    size.writeInt32LE(4 + payload.length);
+    sections.push(Buffer.from([1]), size, payload);
+  }
+  const flagBytes = Buffer.alloc(4);
+  flagBytes.writeUInt32LE(flags);
+  const checksum = flags & 1 ? [Buffer.alloc(4)] : [];
+  const header = Buffer.alloc(16);
+  const message = Buffer.concat([header, flagBytes, ...sections, ...checksum]);
+  message.writeInt32LE(message.length, 0);
+  message.writeInt32LE(requestId, 4);
+  message.writeInt32LE(2013, 12);
+  return message;
+}
+
+/** A legacy OP_QUERY command on admin.$cmd. */
+function opQuery(requestId: number, command: Document): Buffer {
+  const numbers = Buffer.alloc(8);
+  numbers.writeInt32LE(-1, 4); // numberToSkip 0, numberToReturn -1
+  const message = Buffer.concat([
+    Buffer.alloc(20),
+    Buffer.from('admin.$cmd\0'),
+    numbers,
+    BSON.serialize(command),
+  ]);
+  message.writeInt32LE(message.length, 0);
+  message.writeInt32LE(requestId, 4);
+  message.writeInt32LE(2004, 12);
+  return message;
+}
+
+/** Sends raw messages on one connection and reads replies: [responseTo, body] per reply. */
+async function exchange(port: number, messages: Buffer[], replies: number): Promise<[number, Document][]> {
+  const socket = connect(port, '127.0.0.1');
+  const received: [number, Document][] = [];
+  let buffer = Buffer.alloc(0);
+  const done = new Promise<void>((resolve, reject) => {
+    socket.on('error', reject);
+    socket.on('data', (chunk) => {
+      buffer = Buffer.concat([buffer, chunk]);
+      while (buffer.length >= 4 && buffer.length >= buffer.readInt32LE(0)) {
+        const length = buffer.readInt32LE(0);
+        // OP_REPLY (1) has 20 bytes of fields before its document, OP_MSG 5 (flags, section kind).
+        const bodyAt = buffer.readInt32LE(12) === 1 ? 36 : 21;
+        received.push([buffer.readInt32LE(8), BSON.deserialize(buffer.subarray(bodyAt, length))]);
+        buffer = buffer.subarray(length);
+      }
+      if (received.length >= replies) resolve();
+    });
+  });
+  for (const message of messages) socket.write(message);
+  await done;
+  socket.destroy();
+  return received;
+}
 
 describe('handshake', () => {
   test('a replica-set primary: legacy OP_QUERY handshake, then OP_MSG; hosts holds the URI host', async () => {
@@ -134,6 +210,8 @@ describe('handshake', () => {
           return true;
         });
         await snapshot.endSession();
+        // As a 4.2 server would, the peer refuses snapshot reads outside a transaction too.
+        await rejectsWith(client.db('db').command({ find: 'c', readConcern: { level: 'snapshot' } }), 72);
       },
       { peer: { maxWireVersion: 8 } },
     );
@@ -144,6 +222,49 @@ describe('handshake', () => {
       await rejectsWith(client.db('db').command({ frobnicate: 1 }), 59);
       await rejectsWith(client.db('db').command({ findAndModify: 'c', query: {} }), 59);
     });
+  });
+});
+
+describe('framing', () => {
+  test('OP_MSG document sequences (kind 1), a checksum flag, and moreToCome (no reply)', async () => {
+    const peer = await startWirePeer();
+    try {
+      const replies = await exchange(
+        peer.port,
+        [
+          // moreToCome: the peer must not answer this one.
+          opMsg(1, 2, { insert: 'c', $db: 'db', writeConcern: { w: 0 } }, { documents: [{ _id: 1 }] }),
+          opMsg(2, 1, { insert: 'c', $db: 'db' }, { documents: [{ _id: 2 }, { _id: 3 }] }),
+          opMsg(3, 0, { find: 'c', $db: 'db', filter: {} }),
+        ],
+        2,
+      );
+      assert.deepEqual(
+        replies.map(([responseTo]) => responseTo),
+        [2, 3],
+      );
+      assert.equal(replies[0]?.[1].n, 2);
+      assert.deepEqual(replies[1]?.[1].cursor.firstBatch, [{ _id: 1 }, { _id: 2 }, { _id: 3 }]);
+    } finally {
+      await peer.close();
+    }
+  });
+
+  test('OP_QUERY is answered with OP_REPLY, for the handshake only: any other command is refused', async () => {
+    const peer = await startWirePeer();
+    try {
+      const replies = await exchange(
+        peer.port,
+        [opQuery(7, { isMaster: 1, helloOk: true }), opQuery(8, { ping: 1 })],
+        2,
+      );
+      assert.equal(replies[0]?.[0], 7);
+      assert.equal(replies[0]?.[1].ismaster, true);
+      assert.equal(replies[0]?.[1].helloOk, true);
+      assert.equal(replies[1]?.[1].code, 352);
+    } finally {
+      await peer.close();
+    }
   });
 });
 
@@ -435,6 +556,19 @@ describe('transactions', () => {
       const at = reads[1]?.readConcern?.atClusterTime;
       assert.ok(at instanceof Timestamp, 'later reads name the cluster time of the first');
       assert.ok(reads.slice(1).every((e) => at.equals(e.readConcern?.atClusterTime)));
+
+      // distinct answers atClusterTime at the top level (find and aggregate in the cursor); the driver takes both.
+      const second = client.startSession({ snapshot: true });
+      assert.deepEqual(
+        await db.collection<AnyDocument>('jobs').distinct('_id', {}, { session: second }),
+        [1, 2, 3],
+      );
+      await db.collection<AnyDocument>('jobs').insertOne({ _id: 4 });
+      assert.equal(
+        (await db.collection<AnyDocument>('jobs').find({}, { session: second }).toArray()).length,
+        3,
+      );
+      await second.endSession();
     });
   });
 
@@ -535,6 +669,11 @@ describe('transactions', () => {
       await session.abortTransaction();
       const txnNumber = Long.fromNumber(session.serverSession?.txnNumber ?? 0);
       await rejectsWith(db.command({ find: 'c', txnNumber, autocommit: false }, { session }), 251, [
+        'TransientTransactionError',
+      ]);
+      // A transaction number that was never started is unknown: NoSuchTransaction too.
+      const unknown = txnNumber.add(5);
+      await rejectsWith(db.command({ find: 'c', txnNumber: unknown, autocommit: false }, { session }), 251, [
         'TransientTransactionError',
       ]);
 
