@@ -64,6 +64,11 @@ export class Cursors {
     return { killed, notFound };
   }
 
+  /** Closes cursors by the ids first() gave out (as strings): a transaction's, when it ends. */
+  close(ids: Iterable<string>): void {
+    for (const id of ids) this.open.delete(id);
+  }
+
   killAll(): void {
     this.open.clear();
   }

@@ -6,7 +6,7 @@ import type { Handler, PeerState } from './commands/context.js';
 import { readCommands } from './commands/reads.js';
 import { writeCommands } from './commands/writes.js';
 import { Code, CommandError, errorReply, type LabelContext, serverLabels } from './errors.js';
-import type { Request } from './framing.js';
+import { OP_QUERY, type Request } from './framing.js';
 import { HELLO_COMMANDS, helloReply } from './handshake.js';
 import { type CommandLogEntry, logEntry } from './log.js';
 import type { SessionContext } from './transactions.js';
@@ -90,7 +90,7 @@ export class Dispatcher {
 
     let session: SessionContext | undefined;
     try {
-      if (request.opcode === 2004 && !HELLO_COMMANDS.has(name)) {
+      if (request.opcode === OP_QUERY && !HELLO_COMMANDS.has(name)) {
         throw new CommandError(Code.UnsupportedOpQueryCommand, `Unsupported OP_QUERY command: ${name}`);
       }
       const handler = this.handler(name, connection);

@@ -3,7 +3,7 @@ import { decodePlain, decodeTyped } from './documents.js';
 
 /** Wire protocol opcodes this peer reads or writes. */
 const OP_REPLY = 1;
-const OP_QUERY = 2004;
+export const OP_QUERY = 2004;
 const OP_MSG = 2013;
 
 const HEADER_BYTES = 16;

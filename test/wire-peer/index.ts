@@ -68,13 +68,16 @@ export async function startWirePeer(options: WirePeerOptions = {}): Promise<Wire
     transactionLifetimeLimitSeconds: options.transactionLifetimeLimitSeconds ?? 60,
     startedAt: Date.now(),
   };
-  const sessions = new Sessions(storage, () => ({
-    standalone: identity.role === 'standalone',
-    maxWireVersion: identity.maxWireVersion,
-    transactionLifetimeMs: settings.transactionLifetimeLimitSeconds * 1000,
-  }));
   const cursors = new Cursors();
-  sessions.onEnd = (transaction) => cursors.kill([...transaction.cursorIds]);
+  const sessions = new Sessions(
+    storage,
+    () => ({
+      standalone: identity.role === 'standalone',
+      maxWireVersion: identity.maxWireVersion,
+      transactionLifetimeMs: settings.transactionLifetimeLimitSeconds * 1000,
+    }),
+    (transaction) => cursors.close(transaction.cursorIds),
+  );
   const log: CommandLogEntry[] = [];
   const state: PeerState = {
     storage,

@@ -507,6 +507,23 @@ describe('transactions', () => {
     });
   });
 
+  test("a transaction's open cursors close when it commits", async () => {
+    await withPeer(async (_peer, client) => {
+      const c = client.db('db').collection<AnyDocument>('c');
+      await c.insertMany(Array.from({ length: 5 }, (_, i) => ({ _id: i })));
+      const session = client.startSession();
+      session.startTransaction();
+      const cursor = c.find({}, { session, batchSize: 2 });
+      assert.deepEqual(await cursor.next(), { _id: 0 });
+      const id = cursor.id;
+      assert.ok(id && !id.isZero(), 'the cursor is still open');
+      await session.commitTransaction();
+      await rejectsWith(client.db('db').command({ getMore: id, collection: 'c' }), 43);
+      await cursor.close();
+      await session.endSession();
+    });
+  });
+
   test('a transaction reads the data as of its start, plus its own writes', async () => {
     await withPeer(async (_peer, client) => {
       const c = client.db('db').collection<AnyDocument>('c');

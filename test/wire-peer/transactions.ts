@@ -33,7 +33,6 @@ export class Transaction {
   private readonly timer: NodeJS.Timeout;
 
   constructor(
-    readonly lsid: string,
     readonly txnNumber: number,
     storage: Storage,
     readTs: number,
@@ -55,6 +54,8 @@ export class Transaction {
 }
 
 interface SessionState {
+  /** The lsid, for messages. */
+  id: string;
   /** The highest txnNumber seen on the session (transaction or retryable write). */
   txnNumber: number;
   transaction?: Transaction;
@@ -64,10 +65,7 @@ interface SessionState {
 
 /** What the session fields of a command resolved to. */
 export interface SessionContext {
-  lsid?: string;
   transaction?: Transaction;
-  /** The command opened the transaction (startTransaction). */
-  starts?: boolean;
   /** A retryable write: the reply to remember, or the one to answer again. */
   retryableWrite?: { remember(reply: Document): void; previous?: Document };
   /** Reads outside a transaction: the time they read at. */
@@ -99,6 +97,8 @@ export class Sessions {
   constructor(
     private readonly storage: Storage,
     private readonly options: () => SessionOptions,
+    /** Told when a transaction commits or aborts (its cursors close with it). */
+    private readonly onEnd: (transaction: Transaction) => void,
   ) {}
 
   resolve(name: string, command: Document): SessionContext {
@@ -112,7 +112,7 @@ export class Sessions {
     }
     if (autocommit !== undefined) return this.inTransaction(name, command, lsid);
     if (txnNumber !== undefined) return this.retryableWrite(name, command, lsid);
-    return { lsid, ...this.readTime(name, command) };
+    return this.readTime(name, command);
   }
 
   private readTime(name: string, command: Document): { readTs: number; snapshotRead: boolean } {
@@ -138,11 +138,17 @@ export class Sessions {
         `Command ${name} does not support readConcern level snapshot`,
       );
     }
-    const at = readConcern.atClusterTime ? this.storage.timeOf(readConcern.atClusterTime) : this.storage.now;
+    return { readTs: this.readAt(readConcern.atClusterTime), snapshotRead: true };
+  }
+
+  /** The storage time of a read at `atClusterTime` (now without one); a time not reached yet is refused. */
+  private readAt(atClusterTime: Timestamp | undefined): number {
+    if (!atClusterTime) return this.storage.now;
+    const at = this.storage.timeOf(atClusterTime);
     if (at > this.storage.now) {
       throw new CommandError(246, 'atClusterTime is later than the latest cluster time of this peer');
     }
-    return { readTs: at, snapshotRead: true };
+    return at;
   }
 
   private session(lsid: string | undefined): SessionState {
@@ -150,7 +156,7 @@ export class Sessions {
       throw new CommandError(Code.InvalidOptions, 'Transaction numbers need a session (lsid)');
     let session = this.sessions.get(lsid);
     if (!session) {
-      session = { txnNumber: -1 };
+      session = { id: lsid, txnNumber: -1 };
       this.sessions.set(lsid, session);
     }
     return session;
@@ -168,7 +174,6 @@ export class Sessions {
     }
     const txnNumber = Number(command.txnNumber);
     const session = this.session(lsid);
-    const id = lsid as string;
     if (!TRANSACTION_COMMANDS.has(name)) {
       throw new CommandError(
         Code.OperationNotSupportedInTransaction,
@@ -185,10 +190,10 @@ export class Sessions {
     if (txnNumber < session.txnNumber) {
       throw new CommandError(
         Code.TransactionTooOld,
-        `Cannot ${command.startTransaction ? 'start' : 'continue'} transaction ${txnNumber} on session ${id} because a newer transaction ${session.txnNumber} has already started.`,
+        `Cannot ${command.startTransaction ? 'start' : 'continue'} transaction ${txnNumber} on session ${session.id} because a newer transaction ${session.txnNumber} has already started.`,
       );
     }
-    if (command.startTransaction === true) return this.start(session, id, txnNumber, command);
+    if (command.startTransaction === true) return this.start(session, txnNumber, command);
 
     const transaction = session.transaction;
     if (!transaction || transaction.txnNumber !== txnNumber) {
@@ -215,10 +220,10 @@ export class Sessions {
         `Transaction with { txnNumber: ${txnNumber} } has been committed.`,
       );
     }
-    return { lsid: id, transaction, readTs: transaction.writer.readTs, snapshotRead: false };
+    return { transaction, readTs: transaction.writer.readTs, snapshotRead: false };
   }
 
-  private start(session: SessionState, lsid: string, txnNumber: number, command: Document): SessionContext {
+  private start(session: SessionState, txnNumber: number, command: Document): SessionContext {
     if (txnNumber === session.txnNumber) {
       throw new CommandError(
         Code.ConflictingOperationInProgress,
@@ -238,23 +243,20 @@ export class Sessions {
         'atClusterTime is only allowed with readConcern level snapshot',
       );
     }
+    const readTs = this.readAt(readConcern.atClusterTime);
     this.abortOpen(session);
     session.txnNumber = txnNumber;
-    const readTs = readConcern.atClusterTime
-      ? this.storage.timeOf(readConcern.atClusterTime)
-      : this.storage.now;
     const transaction = new Transaction(
-      lsid,
       txnNumber,
       this.storage,
-      Math.min(readTs, this.storage.now),
+      readTs,
       this.options().transactionLifetimeMs,
       (expired) => {
         if (expired.state === 'open') this.end(expired, 'aborted');
       },
     );
     session.transaction = transaction;
-    return { lsid, transaction, starts: true, readTs, snapshotRead: false };
+    return { transaction, readTs, snapshotRead: false };
   }
 
   private retryableWrite(name: string, command: Document, lsid: string | undefined): SessionContext {
@@ -269,7 +271,7 @@ export class Sessions {
     if (txnNumber < session.txnNumber) {
       throw new CommandError(
         Code.TransactionTooOld,
-        `Retryable write with txnNumber ${txnNumber} is prohibited on session ${lsid} because a newer retryable write with txnNumber ${session.txnNumber} has already started on this session.`,
+        `Retryable write with txnNumber ${txnNumber} is prohibited on session ${session.id} because a newer retryable write with txnNumber ${session.txnNumber} has already started on this session.`,
       );
     }
     if (txnNumber > session.txnNumber) this.abortOpen(session);
@@ -277,7 +279,6 @@ export class Sessions {
     const previous =
       session.lastRetryableWrite?.txnNumber === txnNumber ? session.lastRetryableWrite.reply : undefined;
     return {
-      lsid,
       readTs: this.storage.now,
       snapshotRead: false,
       retryableWrite: {
@@ -293,14 +294,10 @@ export class Sessions {
     if (session.transaction?.state === 'open') this.end(session.transaction, 'aborted');
   }
 
-  /** Commits or aborts; the cursors it opened are closed by the listener. */
   end(transaction: Transaction, state: 'committed' | 'aborted'): void {
     transaction.end(state);
     this.onEnd(transaction);
   }
-
-  /** Set by the peer to close a finished transaction's cursors. */
-  onEnd: (transaction: Transaction) => void = () => {};
 
   /** endSessions / killSessions: their open transactions are aborted and the sessions forgotten. */
   forget(lsids: string[] | 'all'): void {
