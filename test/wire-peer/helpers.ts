@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { setTimeout as delay } from 'node:timers/promises';
 import { type Document, MongoClient, type MongoClientOptions, MongoServerError } from 'mongodb';
 import { startWirePeer, type WirePeer, type WirePeerOptions } from './index.js';
 
@@ -49,4 +50,13 @@ export async function rejectsWith(
 /** The log without the driver's handshakes and heartbeats. */
 export function commandsOf(peer: WirePeer): WirePeer['log'] {
   return peer.log.filter((entry) => !entry.monitoring);
+}
+
+/** Waits until `check` holds (the driver's heartbeats come on their own clock), failing after `ms`. */
+export async function eventually(check: () => boolean, what: string, ms = 5000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    assert.ok(Date.now() < deadline, `timed out waiting for ${what}`);
+    await delay(25);
+  }
 }

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import { MongoClient, MongoServerError, MongoWriteConcernError } from 'mongodb';
-import { type AnyDocument, commandsOf, rejectsWith, withPeer } from './helpers.js';
+import { type AnyDocument, commandsOf, eventually, rejectsWith, withPeer } from './helpers.js';
 
 /** The failCommand fail point, with the server's command shape, driven by the unmodified driver. */
 
@@ -248,13 +248,13 @@ describe('failCommand fail point', () => {
           mode: 'alwaysOn',
           data: { failCommands: ['find', 'insert'], closeConnection: true },
         });
-        await delay(1200);
-        const heartbeats = peer.log.filter((e) => e.monitoring && e.name === 'hello');
-        assert.ok(heartbeats.length >= 2, `${heartbeats.length} heartbeats`);
+        const heartbeats = () => peer.log.filter((e) => e.monitoring && e.name === 'hello').length;
+        await eventually(() => heartbeats() >= 2, 'two heartbeats');
         await client.db('admin').command({ ping: 1 });
         assert.equal(peer.failCommand({ mode: 'off' }), 0, 'it never fired');
         peer.failCommand({ mode: { times: 1 }, data: { failCommands: ['hello'], errorCode: 91 } });
-        await delay(700);
+        const seen = heartbeats();
+        await eventually(() => heartbeats() > seen, 'the next heartbeat');
         assert.equal(peer.failCommand({ mode: 'off' }), 1, 'the next heartbeat was hit');
       },
       { client: { heartbeatFrequencyMS: 500 } },
