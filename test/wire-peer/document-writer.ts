@@ -25,10 +25,6 @@ export class DocumentWriter {
     return this.writer.readTs;
   }
 
-  get ended(): Promise<void> {
-    return this.writer.ended;
-  }
-
   insert(collection: Collection, doc: StoredDocument): void {
     const key = valueKey(doc.plain._id);
     if (this.view.get(collection, key)) throw duplicateKey(collection, ID_INDEX, doc.typed);
@@ -56,8 +52,8 @@ export class DocumentWriter {
     for (const unique of indexes) unique.move(before, after);
   }
 
-  commit(): number {
-    return this.writer.commit();
+  commit(): void {
+    this.writer.commit();
   }
 
   abort(): void {

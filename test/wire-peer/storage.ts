@@ -199,18 +199,15 @@ export class Writer implements Holder {
   }
 
   /** Makes every change visible at one new cluster time (none is needed when nothing changed). */
-  commit(): number {
-    if (this.changes.size === 0) {
-      this.settle();
-      return this.storage.now;
-    }
-    const ts = this.storage.tick();
-    for (const [chain, doc] of this.changes) {
-      chain.versions.push({ ts, doc });
-      chain.holder = undefined;
+  commit(): void {
+    if (this.changes.size > 0) {
+      const ts = this.storage.tick();
+      for (const [chain, doc] of this.changes) {
+        chain.versions.push({ ts, doc });
+        chain.holder = undefined;
+      }
     }
     this.settle();
-    return ts;
   }
 
   abort(): void {
