@@ -119,9 +119,12 @@ async function changedMeanwhile<T>(work: () => Promise<T>): Promise<T> {
     return await work();
   } catch (error) {
     if (!(error instanceof UsageError)) throw error;
-    throw new RuntimeError(`The customers changed while the migration ran (${error.message}); nothing was committed`, {
-      cause: error,
-    });
+    throw new RuntimeError(
+      `The customers changed while the migration ran (${error.message}); nothing was committed`,
+      {
+        cause: error,
+      },
+    );
   }
 }
 

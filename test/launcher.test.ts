@@ -5,8 +5,10 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { DEFAULT_HISTORY_FILE } from '../src/options.js';
 import { serializeSnapshot } from '../src/store/snapshot.js';
-import { LAUNCHER, spawnCli, tempDir } from './helpers/cli.js';
-import { demoData } from './helpers/data.js';
+import { countWhere, lastRecord } from './helpers/assertions.js';
+import { wirePeerBackend } from './helpers/backends.js';
+import { LAUNCHER, spawnCli, spawnCliAsync, tempDir } from './helpers/cli.js';
+import { demoData, IDS } from './helpers/data.js';
 
 const dir = tempDir();
 after(() => dir.remove());
@@ -52,6 +54,38 @@ test('--output-file is relative to the current directory; exit codes reach the s
   assert.equal(JSON.parse(readFileSync(join(dir.path, 'logs', 'h.json'), 'utf8'))[0].status, 'completed');
   const usage = spawnCli(['--sources', 'acme_west'], { cwd: dir.path });
   assert.equal(usage.code, 2);
+});
+
+test('the guide command runs as written through the launcher against a server (--uri, the wire peer)', async () => {
+  const peer = await wirePeerBackend('launcher');
+  try {
+    const loaded = await peer.load(demoData());
+    const before = await loaded.dump();
+    const history = join(dir.path, 'uri-history.json');
+    // Asynchronous: the peer answers from this process while the child runs.
+    const result = await spawnCliAsync([
+      '--sources',
+      'acme_west,acme_east',
+      '--destination',
+      'acme_corporate',
+      ...loaded.args,
+      '--output-file',
+      history,
+    ]);
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(lastRecord(history).status, 'completed');
+    const after = await loaded.dump();
+    const jobsOf = (docs: typeof before, ids: string[]) =>
+      ids.reduce((sum, id) => sum + countWhere(docs.jobs, 'byPuid', id), 0);
+    assert.ok(jobsOf(before, [IDS.acme_west, IDS.acme_east]) > 0, 'the sources had jobs to move');
+    assert.equal(jobsOf(after, [IDS.acme_west, IDS.acme_east]), 0);
+    assert.equal(
+      jobsOf(after, [IDS.acme_corporate]),
+      jobsOf(before, [IDS.acme_corporate, IDS.acme_west, IDS.acme_east]),
+    );
+  } finally {
+    await peer.close();
+  }
 });
 
 test('without a build the launcher says how to build instead of crashing', () => {

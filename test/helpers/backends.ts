@@ -2,12 +2,12 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { BSON, type Document, MongoClient } from 'mongodb';
-import { ConnectionString } from 'mongodb-connection-string-url';
 import { parseSnapshot, serializeSnapshot } from '../../src/store/snapshot.js';
 import type { StoreTarget } from '../../src/store/types.js';
+import { startWirePeer, type WirePeer } from '../wire-peer/index.js';
 import { runCli, tempDir } from './cli.js';
 import type { Collections } from './data.js';
-import { startMongo } from './mongo-server.js';
+import { type MongoServer, startMongo, withDatabase } from './mongo-server.js';
 
 /** One data set loaded into a back end, and the command-line arguments that point the tool at it. */
 export interface Loaded {
@@ -21,7 +21,8 @@ export interface Loaded {
 }
 
 export interface Backend {
-  name: 'snapshot' | 'mongodb';
+  /** 'wire peer' is the in-process fake server (test/wire-peer): the driver's side, not MongoDB's. */
+  name: 'snapshot' | 'wire peer' | 'mongodb';
   /** Why this back end's tests are skipped, or false when they run. */
   skip: string | false;
   load(data: Collections): Promise<Loaded>;
@@ -73,22 +74,40 @@ export async function mongoBackend(label: string): Promise<Backend> {
       close: async () => {},
     };
   }
+  return driverBackend('mongodb', label, server);
+}
+
+/**
+ * The wire peer as a replica-set primary, always available: the unmodified driver and tool against it.
+ * A test that reads the peer's command log passes its own peer (closed with the back end).
+ */
+export async function wirePeerBackend(label: string, peer?: WirePeer): Promise<Backend> {
+  const server = peer ?? (await startWirePeer());
+  return driverBackend('wire peer', label, { uri: server.uri(), stop: () => server.close() });
+}
+
+/** A server the tool reaches through the driver: each load is a fresh database, dropped at the end. */
+async function driverBackend(
+  name: 'mongodb' | 'wire peer',
+  label: string,
+  server: MongoServer,
+): Promise<Backend> {
   const client = await MongoClient.connect(server.uri);
   const databases: string[] = [];
   return {
-    name: 'mongodb',
+    name,
     skip: false,
     async load(data) {
-      const name = `agm_test_${label}_${process.pid}_${databases.length + 1}`;
-      databases.push(name);
-      const db = client.db(name);
+      const database = `agm_test_${label}_${process.pid}_${databases.length + 1}`;
+      databases.push(database);
+      const db = client.db(database);
       await db.dropDatabase();
       for (const [collection, documents] of data) {
         await db.createCollection(collection);
         if (documents.length > 0) await db.collection(collection).insertMany(structuredCloneBson(documents));
       }
-      const uri = new ConnectionString(server.uri);
-      uri.pathname = `/${name}`;
+      // withDatabase keeps credentials authenticating where the server's URI said (authSource).
+      const uri = withDatabase(server.uri, database);
       const dump = async () => {
         const entries: [string, Document[]][] = [];
         for (const collection of data.keys()) {
@@ -97,14 +116,14 @@ export async function mongoBackend(label: string): Promise<Backend> {
         return sorted(entries);
       };
       return {
-        args: ['--uri', uri.toString()],
-        target: { kind: 'mongodb', uri: uri.toString() },
+        args: ['--uri', uri],
+        target: { kind: 'mongodb', uri },
         dump,
         state: async () => stateOf(await dump()),
       };
     },
     async close() {
-      for (const name of databases) await client.db(name).dropDatabase();
+      for (const database of databases) await client.db(database).dropDatabase();
       await client.close();
       await server.stop();
     },
@@ -118,8 +137,9 @@ function structuredCloneBson(documents: Document[]): Document[] {
   }) as Document[];
 }
 
+/** Every back end: the snapshot file, the wire peer, and a real MongoDB (skipped when there is none). */
 export async function allBackends(label: string): Promise<Backend[]> {
-  return [snapshotBackend(), await mongoBackend(label)];
+  return [snapshotBackend(), await wirePeerBackend(label), await mongoBackend(label)];
 }
 
 /**

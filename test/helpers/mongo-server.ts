@@ -5,6 +5,29 @@ export const NO_MONGO_SERVER =
 
 export type MongoServer = { uri: string; stop(): Promise<void> };
 
+/** Fail points (configureFailPoint) need test commands on, as the wire peer has them. */
+const TEST_COMMANDS = ['--setParameter', 'enableTestCommands=1'];
+
+/**
+ * Why the real-server tier cannot run. With REQUIRE_MONGO=1 (a CI that has a server) that is a failure, not
+ * a skip: the error fails the test file that wanted the server.
+ */
+function unavailable(reason: string): { skip: string } {
+  if (process.env.REQUIRE_MONGO === '1') {
+    throw new Error(`REQUIRE_MONGO=1 but the real-server tests cannot run: ${reason}`);
+  }
+  return { skip: reason };
+}
+
+/** The local mongod binary mongodb-memory-server would use (never downloaded by `npm test`). */
+async function memoryServer() {
+  process.env.MONGOMS_RUNTIME_DOWNLOAD ??= 'false';
+  const library = await import('mongodb-memory-server-core');
+  // Looking for the binary first: when there is none, create() would also print a stack trace.
+  await library.MongoBinary.getPath();
+  return library;
+}
+
 /**
  * A MongoDB replica set to test against, or the reason there is none (pass it to node:test's `skip`).
  * MONGODB_TEST_URI wins when set (stop() then leaves that server alone); otherwise a one-member in-memory
@@ -14,12 +37,12 @@ export type MongoServer = { uri: string; stop(): Promise<void> };
 export async function startMongo(): Promise<MongoServer | { skip: string }> {
   const given = process.env.MONGODB_TEST_URI;
   if (given) return { uri: given, stop: async () => {} };
-  process.env.MONGOMS_RUNTIME_DOWNLOAD ??= 'false';
   try {
-    const { MongoBinary, MongoMemoryReplSet } = await import('mongodb-memory-server-core');
-    // Looking for the binary first: when there is none, create() would also print a stack trace.
-    await MongoBinary.getPath();
-    const replSet = await MongoMemoryReplSet.create({ replSet: { count: 1, storageEngine: 'wiredTiger' } });
+    const { MongoMemoryReplSet } = await memoryServer();
+    const replSet = await MongoMemoryReplSet.create({
+      replSet: { count: 1, storageEngine: 'wiredTiger' },
+      instanceOpts: [{ args: TEST_COMMANDS }],
+    });
     return {
       uri: replSet.getUri(),
       stop: async () => {
@@ -27,7 +50,25 @@ export async function startMongo(): Promise<MongoServer | { skip: string }> {
       },
     };
   } catch (error) {
-    return { skip: `${NO_MONGO_SERVER} (${firstLine(error)})` };
+    return unavailable(`${NO_MONGO_SERVER} (${firstLine(error)})`);
+  }
+}
+
+/** A standalone mongod (no replica set), which a local binary is needed for; or the reason there is none. */
+export async function startMongoStandalone(): Promise<MongoServer | { skip: string }> {
+  try {
+    const { MongoMemoryServer } = await memoryServer();
+    const server = await MongoMemoryServer.create({ instance: { args: TEST_COMMANDS } });
+    return {
+      uri: server.getUri(),
+      stop: async () => {
+        await server.stop();
+      },
+    };
+  } catch (error) {
+    return unavailable(
+      `no mongod binary for a standalone server: set MONGOMS_SYSTEM_BINARY=/path/to/mongod to run it (${firstLine(error)})`,
+    );
   }
 }
 

@@ -6,7 +6,8 @@ import { openStore } from '../../src/store/index.js';
 import { MongoStore } from '../../src/store/mongo.js';
 import { collect } from '../../src/store/types.js';
 import { allBackends, testOn } from '../helpers/backends.js';
-import { NO_MONGO_SERVER } from '../helpers/mongo-server.js';
+import { startMongoStandalone, withDatabase } from '../helpers/mongo-server.js';
+import { startWirePeer } from '../wire-peer/index.js';
 
 /** The behaviours of a MongoDB server the snapshot back end must match, checked on every back end. */
 for (const backend of await allBackends('contract')) {
@@ -66,6 +67,7 @@ for (const backend of await allBackends('contract')) {
       try {
         await store.transaction(async (tx) => {
           const before = await collect(tx.find('jobs', { byPuid: b }));
+          assert.equal(before.length, 1, 'the read returned the one job of b');
           await tx.updateMany('jobs', { byPuid: b }, { $set: { status: 'moved' } });
           assert.equal(before[0]?.status, undefined);
         });
@@ -94,32 +96,46 @@ for (const backend of await allBackends('contract')) {
   });
 }
 
-/** A standalone mongod cannot run transactions: the tool must say so before writing anything. */
-test('a standalone server is refused before any write', async (t) => {
-  process.env.MONGOMS_RUNTIME_DOWNLOAD ??= 'false';
-  const { MongoMemoryServer, MongoBinary } = await import('mongodb-memory-server-core');
+/** A standalone server cannot run transactions: the tool must say so before writing anything. */
+async function assertStandaloneRefused(uri: string): Promise<void> {
+  const store = await MongoStore.open(uri);
   try {
-    await MongoBinary.getPath();
-  } catch (error) {
-    t.skip(`${NO_MONGO_SERVER} (${(error as Error).message.split('\n')[0]})`);
-    return;
-  }
-  const server = await MongoMemoryServer.create();
-  try {
-    const store = await MongoStore.open(server.getUri('agm_standalone'));
-    try {
-      await assert.rejects(store.assertTransactional(), (error: unknown) => {
-        assert.ok(error instanceof RuntimeError);
-        assert.match(
-          error.message,
-          /is a standalone server and cannot run transactions; use a replica set or mongos/,
-        );
-        return true;
-      });
-    } finally {
-      await store.close();
-    }
+    await assert.rejects(store.assertTransactional(), (error: unknown) => {
+      assert.ok(error instanceof RuntimeError);
+      assert.match(
+        error.message,
+        /is a standalone server and cannot run transactions; use a replica set or mongos/,
+      );
+      return true;
+    });
   } finally {
-    await server.stop();
+    await store.close();
+  }
+}
+
+test('a standalone server is refused before any write (wire peer as a standalone)', async () => {
+  const peer = await startWirePeer({ role: 'standalone' });
+  try {
+    await assertStandaloneRefused(peer.uri('agm_standalone'));
+    assert.deepEqual(
+      peer.log.filter((entry) => !entry.monitoring).map((entry) => entry.name),
+      ['hello'],
+      'one hello, no write',
+    );
+  } finally {
+    await peer.close();
   }
 });
+
+const standalone = await startMongoStandalone();
+after(async () => {
+  if ('stop' in standalone) await standalone.stop();
+});
+test(
+  'a standalone server is refused before any write (MongoDB)',
+  'skip' in standalone ? { skip: standalone.skip } : {},
+  async () => {
+    if ('skip' in standalone) return;
+    await assertStandaloneRefused(withDatabase(standalone.uri, 'agm_standalone'));
+  },
+);
