@@ -24,6 +24,8 @@ export interface SeedOptions {
   noiseJobs?: number;
   /** Give the destination a client with the username of one of the source's (default true). */
   conflict?: boolean;
+  /** More same-named client pairs (no jobs of their own), so a migration merges 1 + this many accounts. */
+  extraMerges?: number;
 }
 
 export interface Seed {
@@ -95,6 +97,10 @@ export function createSeed(n: number, options: SeedOptions = {}): Seed {
   ];
   const sourceClients = sourceAccounts.slice(1, 4);
   const sourcePilots = sourceAccounts.slice(4, 6);
+  for (let i = 0; i < (options.extraMerges ?? 0); i += 1) {
+    user(`bench_twin_${i}`, '3', destinationId);
+    user(`bench_twin_${i}`, '3', sourceId);
+  }
   const noiseClient = user('bench_bystander_client', '3', noiseId);
   const noisePilot = user('bench_bystander_pilot', '5', noiseId);
 
@@ -134,7 +140,13 @@ export function createSeed(n: number, options: SeedOptions = {}): Seed {
       for (let i = 0; i < n; i += 1) yield invoice(i, sourceId, pick(sourceClients, i));
       for (let i = 0; i < noiseInvoices; i += 1) yield invoice(n + i, noiseId, noiseClient);
     },
-    expected: { jobs: n, invoices: n, subAccounts: sourceAccounts.length, noiseJobs, noiseInvoices },
+    expected: {
+      jobs: n,
+      invoices: n,
+      subAccounts: sourceAccounts.length + (options.extraMerges ?? 0),
+      noiseJobs,
+      noiseInvoices,
+    },
   };
 }
 

@@ -64,8 +64,13 @@ test('execute: every read and write of the migration is in one transaction, snap
   );
   assert.deepEqual(
     [...new Set(inside.map((entry) => entry.name))].sort(),
-    ['aggregate', 'find', 'update'],
+    ['aggregate', 'find', 'insert', 'update'],
     'reads and writes, nothing else, inside',
+  );
+  assert.deepEqual(
+    [...new Set(inside.filter((entry) => entry.name === 'insert').map((entry) => entry.collection))],
+    ['customer_migrations'],
+    'the only inserts are the journal, in the same transaction',
   );
   const writes = sent.filter((entry) => WRITES.has(entry.name));
   assert.ok(
@@ -86,9 +91,20 @@ test('preview: no write command and no commitTransaction reach the server', asyn
     sent.some((entry) => READS.has(entry.name)),
     'the preview read the data',
   );
-  // Today the preview reads with implicit sessions, outside any transaction or snapshot session. The project
-  // will move it to one snapshot session (startSession({snapshot: true})); only what must hold either way is
-  // asserted here: nothing written, nothing committed.
+  // One point in time: every read on one snapshot session, the first at the server's time, the others at the
+  // atClusterTime it answered; no transaction at all (MongoDB 5.0+).
+  const reads = sent.filter((entry) => READS.has(entry.name));
+  const [first, ...later] = reads;
+  assert.ok(first);
+  assert.match(first.lsid ?? '', /^[0-9a-f]{32}$/);
+  assert.deepEqual(first.readConcern, { level: 'snapshot' });
+  for (const entry of later) {
+    assert.equal(entry.lsid, first.lsid, `${entry.name} on the preview's session`);
+    assert.equal(entry.readConcern?.level, 'snapshot');
+    assert.ok(entry.readConcern?.atClusterTime, `${entry.name} reads at the first read's time`);
+  }
+  assert.equal(new Set(later.map((entry) => String(entry.readConcern?.atClusterTime))).size, 1);
+  assert.ok(sent.every((entry) => entry.startTransaction === undefined && entry.txnNumber === undefined));
   assert.deepEqual(
     sent
       .filter((entry) => WRITES.has(entry.name) || entry.name === 'commitTransaction')

@@ -144,6 +144,40 @@ export class MongoReadOnlyStore extends MongoReads implements ReadOnlyStore {
     return this.connection.description;
   }
 
+  // Outside a transaction an error is the operator's to read: said plainly, as every other one is. (Inside
+  // one it must stay a driver error, whose labels tell withTransaction whether to retry.)
+  override async *find(
+    collection: string,
+    filter: Document,
+    options: FindOptions = {},
+  ): AsyncIterable<Document> {
+    try {
+      yield* super.find(collection, filter, options);
+    } catch (error) {
+      throw explainMongoError(error, this.description);
+    }
+  }
+
+  override async count(collection: string, filter: Document): Promise<number> {
+    try {
+      return await super.count(collection, filter);
+    } catch (error) {
+      throw explainMongoError(error, this.description);
+    }
+  }
+
+  override async *aggregate(
+    collection: string,
+    pipeline: Document[],
+    options: AggregateOptions = {},
+  ): AsyncIterable<Document> {
+    try {
+      yield* super.aggregate(collection, pipeline, options);
+    } catch (error) {
+      throw explainMongoError(error, this.description);
+    }
+  }
+
   static async open(uri: string, options: MongoOptions = {}): Promise<MongoReadOnlyStore> {
     const connection = await connect(uri, options);
     if (!options.pointInTime) return new MongoReadOnlyStore(connection, { readPreference: 'primary' });
@@ -156,7 +190,12 @@ export class MongoReadOnlyStore extends MongoReads implements ReadOnlyStore {
   }
 
   async listCollections(): Promise<string[]> {
-    const collections = await this.db.listCollections({}, { nameOnly: true }).toArray();
+    const collections = await this.db
+      .listCollections({}, { nameOnly: true })
+      .toArray()
+      .catch((error) => {
+        throw explainMongoError(error, this.description);
+      });
     return collections.map((collection) => collection.name).filter((name) => !name.startsWith('system.'));
   }
 
@@ -225,7 +264,9 @@ export class MongoStore extends MongoReadOnlyStore implements Store {
 
   /** The driver does not check this before a transaction; the server would fail its first operation. */
   async assertTransactional(): Promise<void> {
-    const role = await roleOf(this.db);
+    const role = await roleOf(this.db).catch((error) => {
+      throw explainMongoError(error, this.description);
+    });
     const where = this.description;
     if (role.kind === 'primary' || role.kind === 'mongos') return;
     if (role.kind === 'secondary') {

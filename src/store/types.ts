@@ -6,6 +6,8 @@ export interface FindOptions {
   projection?: Document;
   sort?: Record<string, 1 | -1>;
   limit?: number;
+  /** Documents per round trip: bounds the client's memory when a result is streamed. */
+  batchSize?: number;
 }
 
 export interface UpdateResult {

@@ -117,10 +117,10 @@ test('a standalone server is refused before any write (wire peer as a standalone
   const peer = await startWirePeer({ role: 'standalone' });
   try {
     await assertStandaloneRefused(peer.uri('agm_standalone'));
-    assert.deepEqual(
-      peer.log.filter((entry) => !entry.monitoring).map((entry) => entry.name),
-      ['hello'],
-      'one hello, no write',
+    const sent = peer.log.filter((entry) => !entry.monitoring).map((entry) => entry.name);
+    assert.ok(
+      sent.length > 0 && sent.every((name) => name === 'hello'),
+      `only hello, no write: ${sent.join(', ')}`,
     );
   } finally {
     await peer.close();

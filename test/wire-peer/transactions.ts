@@ -19,6 +19,11 @@ const TRANSACTION_COMMANDS = new Set([
 const RETRYABLE_WRITE_COMMANDS = new Set(['insert', 'update', 'delete']);
 /** Commands that accept readConcern snapshot outside a transaction (MongoDB 5.0+). */
 const SNAPSHOT_READ_COMMANDS = new Set(['find', 'aggregate', 'distinct']);
+/**
+ * Driver 7.5 sends a snapshot session's readConcern on every command, getMore included; mongod accepts it there
+ * and ignores it (a cursor reads at the time of the command that opened it).
+ */
+const CURSOR_COMMANDS = new Set(['getMore', 'killCursors']);
 const TRANSACTION_READ_CONCERNS = new Set(['local', 'majority', 'snapshot']);
 /** The wire version of MongoDB 5.0, the first with snapshot reads outside transactions. */
 const SNAPSHOT_READS_WIRE_VERSION = 13;
@@ -132,6 +137,7 @@ export class Sessions {
         'readConcern level snapshot is only valid in multi-statement transactions',
       );
     }
+    if (CURSOR_COMMANDS.has(name)) return { readTs: this.storage.now, snapshotRead: false };
     if (!SNAPSHOT_READ_COMMANDS.has(name)) {
       throw new CommandError(
         Code.InvalidOptions,
