@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import createDebug from 'debug';
 import {
+  BSON,
   type ClientSession,
   type CollationOptions,
   type CommandFailedEvent,
@@ -87,10 +88,14 @@ class MongoReads {
     protected readonly reads: ReadSettings,
   ) {}
 
-  find(collection: string, filter: Document, options: FindOptions = {}): AsyncIterable<Document> {
-    // Numbers stay Int32/Double/Long objects, as on the snapshot back end, so a before-image keeps each
-    // number's BSON type (a double 10.0 read as a JS number would come back as an int).
-    return this.db.collection(collection).find(filter, { ...options, ...this.reads, promoteValues: false });
+  async *find(collection: string, filter: Document, options: FindOptions = {}): AsyncIterable<Document> {
+    // Documents arrive raw and are read here with their numbers as Int32/Double/Long objects, as on the snapshot
+    // back end, so a before-image keeps each number's BSON type (a double 10.0 read as a JS number would come
+    // back as an int). Only the documents: the driver reads error replies itself, with plain numeric codes.
+    const cursor = this.db.collection(collection).find(filter, { ...options, ...this.reads, raw: true });
+    for await (const raw of cursor as unknown as AsyncIterable<Uint8Array>) {
+      yield BSON.deserialize(raw, { promoteValues: false });
+    }
   }
 
   count(collection: string, filter: Document): Promise<number> {
@@ -508,16 +513,18 @@ const UNRESOLVED = /ENOTFOUND|EAI_AGAIN|EAI_NONAME/;
  */
 async function firstContact(client: MongoClient, limitMs: number, description: string): Promise<void> {
   const failures = new Map<string, string>();
+  const secondaries = new Set<string>();
   const onChange = (event: ServerDescriptionChangedEvent) => {
     const failure = event.newDescription.error;
     if (failure) failures.set(event.address, failure.message);
+    if (event.newDescription.type === 'RSSecondary') secondaries.add(event.newDescription.setName ?? '');
   };
   client.on('serverDescriptionChanged', onChange);
   const connecting = client.connect();
   connecting.catch(() => {});
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(unreachable(description, limitMs, failures)), limitMs);
+    timer = setTimeout(() => reject(unreachable(description, limitMs, failures, secondaries)), limitMs);
   });
   try {
     await Promise.race([connecting, deadline]);
@@ -536,12 +543,25 @@ async function firstContact(client: MongoClient, limitMs: number, description: s
   }
 }
 
-function unreachable(description: string, limitMs: number, failures: Map<string, string>): Error {
+function unreachable(
+  description: string,
+  limitMs: number,
+  failures: Map<string, string>,
+  secondaries: Set<string>,
+): Error {
   const unresolved = [...failures.entries()].find(([, message]) => UNRESOLVED.test(message));
   if (unresolved) return unresolvedHost(unresolved[0], description);
+  const [setName] = secondaries;
+  if (setName !== undefined) return noPrimary(setName, description);
   const why = [...failures.values()][0];
   return new RuntimeError(
     `Cannot reach ${description} within ${limitMs / 1000} s${why ? ` (${firstLine(why)})` : ''}; check --uri or MONGODB_URI and that the server is running`,
+  );
+}
+
+function noPrimary(setName: string, description: string): RuntimeError {
+  return new RuntimeError(
+    `Replica set ${setName} of ${description} has no primary (an election may be in progress, or the URI lists only secondaries); retry in a minute, or connect with the whole replica set`,
   );
 }
 
@@ -587,12 +607,10 @@ function selectionProblem(error: MongoServerSelectionError, description: string)
   const servers = reason ? [...reason.servers.values()] : [];
   const unresolved = servers.find((server) => UNRESOLVED.test(String(server.error?.message ?? '')));
   if (unresolved) return unresolvedHost(unresolved.address, description);
-  if (reason?.type === 'ReplicaSetNoPrimary') {
-    return new RuntimeError(
-      `Replica set ${reason.setName ?? ''} of ${description} has no primary (an election may be in progress, or the URI lists only secondaries); retry in a minute, or connect with the whole replica set`,
-      { cause: error },
-    );
-  }
+  // With replicaSet= the topology says "no primary" even when no member answered: only a member that did
+  // answer, as a secondary, makes it a missing primary rather than an unreachable server.
+  const answered = servers.some((server) => ['RSSecondary', 'RSArbiter', 'RSOther'].includes(server.type));
+  if (reason?.type === 'ReplicaSetNoPrimary' && answered) return noPrimary(reason.setName ?? '', description);
   return new RuntimeError(
     `Cannot reach ${description} (${firstLine(error.message)}); check --uri or MONGODB_URI and that the server is running`,
     { cause: error },

@@ -1,0 +1,557 @@
+import assert from 'node:assert/strict';
+import { EventEmitter } from 'node:events';
+import { join } from 'node:path';
+import { after, describe } from 'node:test';
+import { type Document, MongoClient, ObjectId } from 'mongodb';
+import { openReadOnlyStore, openStore } from '../../src/store/index.js';
+import { collect, type Store, type StoreTarget, type TransactionStore } from '../../src/store/types.js';
+import { lastRecord, readHistoryFile } from '../helpers/assertions.js';
+import { type Backend, type Loaded, mongoBackend, testOn, wirePeerBackend } from '../helpers/backends.js';
+import { runCli, tempDir } from '../helpers/cli.js';
+import { demoData, IDS } from '../helpers/data.js';
+import { startWirePeer } from '../wire-peer/index.js';
+
+/**
+ * What the tool says when a MongoDB server answers badly, and what the data and the history say afterwards.
+ * Every test runs on the wire peer (the unmodified driver against a wire-protocol peer: the client side) and,
+ * when one is available, on a real replica set started with enableTestCommands (fail points).
+ */
+const ARGS = ['--sources', 'acme_west,acme_east', '--destination', 'acme_corporate'];
+const SOURCES = [IDS.acme_west, IDS.acme_east];
+
+async function withClient<T>(uri: string, work: (client: MongoClient) => Promise<T>): Promise<T> {
+  const client = await MongoClient.connect(uri, { serverSelectionTimeoutMS: 5_000 });
+  try {
+    return await work(client);
+  } finally {
+    await client.close();
+  }
+}
+
+/** The server's own fail point command: the same on the peer and on a mongod with enableTestCommands. */
+function failCommand(uri: string, mode: unknown, data: Document): Promise<unknown> {
+  return withClient(uri, (client) =>
+    client.db('admin').command({ configureFailPoint: 'failCommand', mode, data }),
+  );
+}
+
+function failPointsOff(uri: string): Promise<unknown> {
+  return failCommand(uri, 'off', {});
+}
+
+/** A store whose transaction calls `during` at its first update, through a second client (a concurrent writer). */
+function during(
+  when: (uri: string) => Promise<void>,
+  at: 'first-update' | 'after-transaction-fails' = 'first-update',
+): (target: StoreTarget) => Promise<Store> {
+  return async (target) => {
+    const store = await openStore(target);
+    const uri = target.kind === 'mongodb' ? target.uri : '';
+    const wrapped: Store = Object.create(store);
+    let done = false;
+    wrapped.transaction = async (work, options) => {
+      try {
+        return await store.transaction((tx) => {
+          const tapped: TransactionStore = Object.create(tx);
+          tapped.updateMany = async (...args) => {
+            if (at === 'first-update' && !done) {
+              done = true;
+              await when(uri);
+            }
+            return tx.updateMany(...args);
+          };
+          return work(tapped);
+        }, options);
+      } catch (error) {
+        if (at === 'after-transaction-fails') await when(uri);
+        throw error;
+      }
+    };
+    return wrapped;
+  };
+}
+
+async function journalOf(loaded: Loaded): Promise<Document[]> {
+  const store = await openReadOnlyStore(loaded.target);
+  try {
+    return await collect(store.find('customer_migrations', {}));
+  } finally {
+    await store.close();
+  }
+}
+
+function migrated(after: Record<string, Document[]>): boolean {
+  return SOURCES.every((id) => after.users?.find((u) => String(u._id) === id)?.markedDelete === true);
+}
+
+const backends: Backend[] = [await wirePeerBackend('faults'), await mongoBackend('faults')];
+
+for (const backend of backends) {
+  describe(`MongoDB failures on the ${backend.name} back end`, () => {
+    const it = testOn(backend);
+    const dir = tempDir();
+    after(async () => {
+      await backend.close();
+      dir.remove();
+    });
+    let runs = 0;
+    const setUp = async () => {
+      runs += 1;
+      const loaded = await backend.load(demoData());
+      const history = join(dir.path, `history-${runs}.json`);
+      const uri = loaded.target.kind === 'mongodb' ? loaded.target.uri : '';
+      const run = (options: Parameters<typeof runCli>[1] = {}) =>
+        runCli([...ARGS, ...loaded.args, '--output-file', history], options);
+      return { loaded, history, uri, run, before: await loaded.state() };
+    };
+
+    it('a transient error on an update: the work runs again on fresh reads and the result is right', async () => {
+      const { loaded, history, uri, run } = await setUp();
+      await failCommand(uri, { times: 1 }, { failCommands: ['update'], errorCode: 112 });
+      try {
+        const result = await run();
+        assert.equal(result.code, 0, result.stderr);
+        assert.match(result.stderr, /transaction retried by MongoDB \(attempt 2\); re-reading/);
+        assert.ok(migrated(await loaded.dump()));
+        assert.equal(lastRecord(history).status, 'completed');
+      } finally {
+        await failPointsOff(uri);
+      }
+    });
+
+    it('a dropped connection on commit: the commit is retried once and the migration completes', async () => {
+      const { loaded, history, uri, run } = await setUp();
+      await failCommand(uri, { times: 1 }, { failCommands: ['commitTransaction'], closeConnection: true });
+      try {
+        const result = await run();
+        assert.equal(result.code, 0, result.stderr);
+        assert.ok(migrated(await loaded.dump()));
+        assert.equal(lastRecord(history).status, 'completed');
+        assert.equal(readHistoryFile(history).length, 1);
+      } finally {
+        await failPointsOff(uri);
+      }
+    });
+
+    it('NoSuchTransaction on commit once: the whole transaction runs again and completes', async () => {
+      const { loaded, history, uri, run } = await setUp();
+      await failCommand(uri, { times: 1 }, { failCommands: ['commitTransaction'], errorCode: 251 });
+      try {
+        const result = await run();
+        assert.equal(result.code, 0, result.stderr);
+        assert.ok(migrated(await loaded.dump()));
+        assert.equal(lastRecord(history).status, 'completed');
+      } finally {
+        await failPointsOff(uri);
+      }
+    });
+
+    it('aborted every time: the retries are bounded, exit 1, nothing committed, a failed record', async () => {
+      const { loaded, history, uri, run, before } = await setUp();
+      await failCommand(uri, 'alwaysOn', { failCommands: ['commitTransaction'], errorCode: 251 });
+      try {
+        const result = await run();
+        assert.equal(result.code, 1, result.stderr);
+        assert.match(
+          result.stderr,
+          /Error: MongoDB aborted the transaction 3 times \(last: .*\); nothing was committed\. It conflicts with other writes or is too large: migrate fewer sources per run/,
+        );
+        assert.equal(await loaded.state(), before);
+        assert.equal(lastRecord(history).status, 'failed');
+      } finally {
+        await failPointsOff(uri);
+      }
+    });
+
+    it('MaxTimeMSExpired on commit, the commit not done: the server is asked, confirms nothing committed, exit 1', async () => {
+      const { loaded, history, uri, run, before } = await setUp();
+      await failCommand(uri, { times: 1 }, { failCommands: ['commitTransaction'], errorCode: 50 });
+      try {
+        const result = await run();
+        assert.equal(result.code, 1, result.stderr);
+        assert.match(result.stderr, /outcome is unknown .*; asking the server whether it committed/);
+        assert.match(
+          result.stderr,
+          /Error: The commit was not confirmed .*; the server confirms nothing was committed \(journal [0-9a-f-]{36} fenced\)/,
+        );
+        assert.doesNotMatch(result.stderr, /rolled back/);
+        assert.equal(await loaded.state(), before);
+        const record = lastRecord(history);
+        assert.equal(record.status, 'failed');
+        const [fence] = await journalOf(loaded);
+        assert.equal(fence?._id, record.id);
+        assert.equal(fence?.type, 'fence', 'the migration id can never commit now');
+      } finally {
+        await failPointsOff(uri);
+      }
+    });
+
+    it('a write-concern error on commit, the commit done: the server is asked, confirms it, COMPLETED, exit 0', async () => {
+      const { loaded, history, uri, run } = await setUp();
+      await failCommand(
+        uri,
+        { times: 1 },
+        {
+          failCommands: ['commitTransaction'],
+          writeConcernError: {
+            code: 50,
+            codeName: 'MaxTimeMSExpired',
+            errmsg: 'waiting for replication timed out',
+          },
+        },
+      );
+      try {
+        const result = await run();
+        assert.equal(result.code, 0, result.stderr);
+        assert.match(result.stderr, /the server confirms the migration committed/);
+        assert.ok(migrated(await loaded.dump()));
+        const record = lastRecord(history);
+        assert.equal(record.status, 'completed');
+        assert.ok(record.journal && record.journal.documents > 0, 'the completed record holds what moved');
+      } finally {
+        await failPointsOff(uri);
+      }
+    });
+
+    it('an unknown commit and a server that cannot be asked: status "unknown", how to check, exit 5', async () => {
+      const { history, uri } = await setUp();
+      await failCommand(uri, { times: 1 }, { failCommands: ['commitTransaction'], errorCode: 50 });
+      try {
+        const result = await runCli([...ARGS, '--uri', uri, '--output-file', history], {
+          openStore: during(
+            (target) =>
+              failCommand(target, 'alwaysOn', {
+                failCommands: ['insert', 'find'],
+                closeConnection: true,
+              }).then(() => {}),
+            'after-transaction-fails',
+          ),
+        });
+        assert.equal(result.code, 5, result.stderr);
+        assert.match(result.stderr, /Error: The outcome of migration [0-9a-f-]{36} is UNKNOWN/);
+        assert.match(
+          result.stderr,
+          /To find out: node scripts\/migrateCustomerData\.js verify [0-9a-f-]{36}/,
+        );
+        const record = lastRecord(history);
+        assert.equal(record.status, 'unknown');
+        assert.equal(record.error?.exitCode, 5);
+        assert.match(record.check ?? '', /db\.customer_migrations\.findOne\(\{ _id: "[0-9a-f-]{36}" \}\)/);
+      } finally {
+        await failPointsOff(uri);
+      }
+    });
+
+    it('a concurrent plain write to a document the migration moves: a write conflict, a re-run, the write kept', async () => {
+      const { loaded, history } = await setUp();
+      const job = (await loaded.dump()).jobs?.find((j) => String(j.byPuid) === IDS.acme_west) as Document;
+      const result = await runCli([...ARGS, ...loaded.args, '--output-file', history], {
+        openStore: during((uri) =>
+          withClient(uri, async (client) => {
+            await client
+              .db()
+              .collection('jobs')
+              .updateOne({ _id: job._id }, { $set: { note: 'edited meanwhile' } });
+          }),
+        ),
+      });
+      assert.equal(result.code, 0, result.stderr);
+      assert.match(result.stderr, /transaction retried by MongoDB \(attempt 2\)/);
+      const moved = (await loaded.dump()).jobs?.find((j) => String(j._id) === String(job._id));
+      assert.equal(moved?.note, 'edited meanwhile');
+      assert.equal(String(moved?.byPuid), IDS.acme_corporate);
+      assert.equal(lastRecord(history).status, 'completed');
+    });
+
+    it('the destination deactivated while the migration runs: the migration stops, nothing committed, exit 1', async () => {
+      const { loaded, history } = await setUp();
+      const result = await runCli([...ARGS, ...loaded.args, '--output-file', history], {
+        openStore: during((uri) =>
+          withClient(uri, async (client) => {
+            await client
+              .db()
+              .collection('users')
+              .updateOne(
+                { _id: new ObjectId(IDS.acme_corporate) },
+                { $set: { markedDelete: true, active: false } },
+              );
+          }),
+        ),
+      });
+      assert.equal(result.code, 1, result.stderr);
+      assert.match(
+        result.stderr,
+        /The customers changed while the migration ran \(Destination customer acme_corporate .* is already deactivated/,
+      );
+      const after = await loaded.dump();
+      assert.equal(migrated(after), false);
+      assert.equal(lastRecord(history).status, 'failed');
+    });
+
+    it('a job created for a source while the migration ran is reported as left behind, and recorded', async () => {
+      const { loaded, history } = await setUp();
+      const late = new ObjectId();
+      const result = await runCli([...ARGS, ...loaded.args, '--output-file', history], {
+        openStore: during((uri) =>
+          withClient(uri, async (client) => {
+            await client
+              .db()
+              .collection('jobs')
+              .insertOne({ _id: late, byPuid: new ObjectId(IDS.acme_west) });
+          }),
+        ),
+      });
+      assert.equal(result.code, 0, result.stderr);
+      assert.match(
+        result.stderr,
+        /WARNING: after the commit, documents still reference a source \(jobs\.byPuid: 1\).*Run the same command again: a follow-up run moves only what was left behind/,
+      );
+      assert.deepEqual(lastRecord(history).stragglers, { 'jobs.byPuid': 1 });
+      const followUp = await runCli([...ARGS, ...loaded.args, '--output-file', history]);
+      assert.equal(followUp.code, 0, followUp.stderr);
+      assert.equal(
+        String((await loaded.dump()).jobs?.find((j) => late.equals(j._id))?.byPuid),
+        IDS.acme_corporate,
+      );
+    });
+
+    it('interrupted inside the transaction: it is aborted on the server, nothing committed, exit 1', async () => {
+      const { loaded, history, before } = await setUp();
+      const signals = new EventEmitter();
+      const result = await runCli([...ARGS, ...loaded.args, '--output-file', history], {
+        signals,
+        openStore: during(async () => {
+          signals.emit('SIGTERM', 'SIGTERM');
+        }),
+      });
+      assert.equal(result.code, 1, result.stderr);
+      assert.match(
+        result.stderr,
+        /Error: Interrupted \(SIGTERM\) before the commit: the transaction was aborted, nothing was committed/,
+      );
+      assert.equal(await loaded.state(), before);
+      assert.equal(lastRecord(history).status, 'failed');
+    });
+
+    it('an error on a read before the transaction is said plainly (credentials), exit 1', async () => {
+      const { uri, run, history } = await setUp();
+      await failCommand(uri, { times: 1 }, { failCommands: ['find'], errorCode: 13 });
+      try {
+        const result = await run();
+        assert.equal(result.code, 1, result.stderr);
+        assert.match(
+          result.stderr,
+          /refused the credentials or the operation \(.*\); check the URI's user and its roles/,
+        );
+        assert.equal(lastRecord(history).status, 'failed');
+      } finally {
+        await failPointsOff(uri);
+      }
+    });
+  });
+}
+
+/** What only a wire-level peer can play: roles, old servers, a failover, indexes and shard keys it reports. */
+describe('server answers only the wire peer can play', () => {
+  const dir = tempDir();
+  after(() => dir.remove());
+  let runs = 0;
+  /** A peer of its own with the demo data in `agmission`, and the CLI pointed at it. */
+  const peerWith = async (
+    options: Parameters<typeof startWirePeer>[0] = {},
+    params: Record<string, string> = {},
+  ) => {
+    // Loaded as a primary (a secondary refuses writes), then playing the role asked for.
+    const secondary = options.role === 'secondary';
+    const peer = await startWirePeer(secondary ? { ...options, role: 'primary' } : options);
+    await withClient(peer.uri('agmission', { directConnection: 'true' }), async (client) => {
+      for (const [name, documents] of demoData()) {
+        if (documents.length > 0) await client.db('agmission').collection(name).insertMany(documents);
+      }
+    });
+    if (secondary) peer.setRole('secondary');
+    peer.clearLog();
+    runs += 1;
+    const history = join(dir.path, `peer-${runs}.json`);
+    const uri = peer.uri('agmission', params);
+    const cli = (args: string[], env: Parameters<typeof runCli>[1] = {}) =>
+      runCli([...args, '--uri', uri, '--output-file', history], env);
+    return { peer, uri, history, cli };
+  };
+
+  const test = (name: string, fn: () => Promise<void>) =>
+    testOn({ name: 'wire peer', skip: false } as Backend)(name, fn);
+
+  test('a standalone, a secondary and a set without a primary are refused with what to do, exit 1', async () => {
+    const standalone = await peerWith({ role: 'standalone' });
+    try {
+      const result = await standalone.cli(ARGS);
+      assert.equal(result.code, 1, result.stderr);
+      assert.match(
+        result.stderr,
+        /is a standalone server and cannot run transactions; use a replica set or mongos/,
+      );
+      assert.equal(standalone.peer.log.filter((e) => ['update', 'insert'].includes(e.name)).length, 0);
+    } finally {
+      await standalone.peer.close();
+    }
+    const secondary = await peerWith({ role: 'secondary' }, { directConnection: 'true' });
+    try {
+      const result = await secondary.cli(ARGS);
+      assert.equal(result.code, 1, result.stderr);
+      assert.match(result.stderr, /is not the primary of replica set rs0; connect with the replica set URI/);
+    } finally {
+      await secondary.peer.close();
+    }
+    const noPrimary = await peerWith({ role: 'secondary' }, { serverSelectionTimeoutMS: '1500' });
+    try {
+      const result = await noPrimary.cli(ARGS);
+      assert.equal(result.code, 1, result.stderr);
+      assert.match(
+        result.stderr,
+        /Replica set rs0 of MongoDB .* has no primary \(an election may be in progress/,
+      );
+    } finally {
+      await noPrimary.peer.close();
+    }
+  });
+
+  test('mongos: a reference field in a shard key refuses the plan before anything is written, exit 3', async () => {
+    const mongos = await peerWith({ role: 'mongos' });
+    try {
+      await withClient(mongos.uri, (client) =>
+        client
+          .db('config')
+          .collection('collections')
+          .insertOne({ _id: 'agmission.jobs' as never, key: { byPuid: 1 } }),
+      );
+      mongos.peer.clearLog();
+      const preview = await mongos.cli(['--preview', ...ARGS]);
+      assert.equal(preview.code, 3, preview.stderr);
+      assert.match(
+        preview.stdout,
+        /jobs\.byPuid is part of the shard key of jobs; a multi-document update cannot change it/,
+      );
+      const execute = await mongos.cli(ARGS);
+      assert.equal(execute.code, 3);
+      assert.equal(
+        mongos.peer.log.filter((e) => ['update', 'insert', 'commitTransaction'].includes(e.name)).length,
+        0,
+      );
+    } finally {
+      await mongos.peer.close();
+    }
+  });
+
+  test('a server before hello (4.2.0-4.2.9): isMaster answers, the preview reads in a read-only transaction', async () => {
+    const old = await peerWith({ helloCommand: false, maxWireVersion: 8 });
+    try {
+      old.peer.clearLog();
+      const preview = await old.cli(['--preview', ...ARGS]);
+      assert.equal(preview.code, 0, preview.stderr);
+      const sent = old.peer.log.filter((e) => !e.monitoring);
+      const started = sent.filter((e) => e.startTransaction === true);
+      assert.equal(started.length, 1, 'one read-only transaction');
+      assert.deepEqual(started[0]?.readConcern, { level: 'snapshot' });
+      assert.deepEqual(
+        sent
+          .filter((e) => ['commitTransaction', 'abortTransaction', 'update', 'insert'].includes(e.name))
+          .map((e) => e.name),
+        ['abortTransaction'],
+      );
+      const execute = await old.cli(ARGS);
+      assert.equal(execute.code, 0, execute.stderr);
+      assert.equal(lastRecord(old.history).status, 'completed');
+    } finally {
+      await old.peer.close();
+    }
+  });
+
+  test('unindexed reference fields are warned about; a unique index the plan would break refuses it', async () => {
+    const indexed = await peerWith();
+    try {
+      const preview = await indexed.cli(['--preview', ...ARGS]);
+      assert.match(
+        preview.stdout,
+        /WARNING: jobs\.byPuid has no index starting with it: .*db\.jobs\.createIndex\(\{ byPuid: 1 \}\)/,
+      );
+      await withClient(indexed.uri, async (client) => {
+        const db = client.db('agmission');
+        await db.collection('users').createIndex({ parent: 1 });
+        await db
+          .collection('jobs')
+          .createIndexes([{ key: { byPuid: 1 } }, { key: { client: 1 } }, { key: { pilot: 1 } }]);
+        await db.collection('invoices').createIndexes([{ key: { customer: 1 } }, { key: { client: 1 } }]);
+      });
+      const quiet = await indexed.cli(['--preview', ...ARGS]);
+      assert.doesNotMatch(quiet.stdout, /has no index/);
+      await withClient(indexed.uri, (client) =>
+        client
+          .db('agmission')
+          .collection('users')
+          .createIndex({ parent: 1, username: 1 }, { unique: true, name: 'parent_username' }),
+      );
+      const merge = ['--sources', 'acme_aviation', '--destination', 'consolidated_ag', '--merge-conflicts'];
+      const refused = await indexed.cli(['--preview', ...merge]);
+      assert.equal(refused.code, 3, refused.stderr);
+      assert.match(
+        refused.stdout,
+        /unique index parent_username on users would be violated under the destination \(username: "pilot_mike"\)/,
+      );
+    } finally {
+      await indexed.peer.close();
+    }
+  });
+
+  test("the size warning comes from the server's cache size, or says it fell back", async () => {
+    const sized = await peerWith({ cacheSizeBytes: 8 * 2 ** 20 });
+    try {
+      const preview = await sized.cli(['--preview', ...ARGS]);
+      assert.match(
+        preview.stdout,
+        /warning above 1228: 15 % of the server's 8 MiB WiredTiger cache at ~1 KiB per document/,
+      );
+      await failCommand(sized.uri, 'alwaysOn', { failCommands: ['serverStatus'], errorCode: 13 });
+      const fallback = await sized.cli(['--preview', ...ARGS]);
+      assert.match(
+        fallback.stdout,
+        /WARNING: Could not read WiredTiger cache size \(serverStatus: .*\); the checks that need it were skipped/,
+      );
+      assert.match(fallback.stdout, /warning above 100000: fallback: no server cache size known/);
+    } finally {
+      await sized.peer.close();
+    }
+  });
+
+  test('a server that does not answer at all fails fast, naming the host (exit 1, a failed record)', async () => {
+    const gone = await peerWith({}, { serverSelectionTimeoutMS: '1000' });
+    try {
+      await gone.peer.stopListening();
+      const started = Date.now();
+      const result = await gone.cli(ARGS);
+      assert.ok(Date.now() - started < 10_000);
+      assert.equal(result.code, 1, result.stderr);
+      assert.match(
+        result.stderr,
+        /Error: Cannot reach MongoDB 127\.0\.0\.1:\d+\/agmission (within 1 s )?\(connect ECONNREFUSED .*\); check --uri or MONGODB_URI/,
+      );
+      assert.equal(lastRecord(gone.history).status, 'failed');
+    } finally {
+      await gone.peer.close();
+    }
+  });
+
+  test('a failover in the middle of the transaction: the work runs again on the new primary and completes', async () => {
+    const failover = await peerWith();
+    try {
+      const result = await runCli([...ARGS, '--uri', failover.uri, '--output-file', failover.history], {
+        openStore: during(() => failover.peer.unreachable(1_500)),
+      });
+      assert.equal(result.code, 0, result.stderr);
+      assert.match(result.stderr, /transaction retried by MongoDB \(attempt 2\)/);
+      assert.equal(lastRecord(failover.history).status, 'completed');
+    } finally {
+      await failover.peer.close();
+    }
+  });
+});
