@@ -19,6 +19,8 @@ export interface Measured {
   commands: number;
   /** Wall time of the migration alone: opening and closing the store are not included. */
   seconds: number;
+  /** The engine's journal chunks (each one insert, and on MongoDB one getMore to read its ids). */
+  chunks?: number;
 }
 
 /** All a hand-written script uses. */

@@ -13,6 +13,7 @@ import { countingStore } from '../src/store/counting.js';
 import { MongoStore } from '../src/store/mongo.js';
 import { SnapshotStore } from '../src/store/snapshot.js';
 import { type MongoServer, startMongo, withDatabase } from '../test/helpers/mongo-server.js';
+import { startWirePeer } from '../test/wire-peer/index.js';
 import { baselineMongo, baselineSnapshot, type Measured } from './baseline.js';
 import { createSeed, DESTINATION_USERNAME, insertSeed, SOURCE_USERNAME, writeSnapshotSeed } from './seed.js';
 
@@ -24,17 +25,23 @@ import { createSeed, DESTINATION_USERNAME, insertSeed, SOURCE_USERNAME, writeSna
  * process so its peak RSS is its own; seeding is done here, in the parent, so it is not part of it.
  */
 
-type Backend = 'snapshot' | 'mongo';
+/** Where the data is: a snapshot file, a real MongoDB, or the wire peer (the test tree's in-process peer). */
+type Backend = 'snapshot' | 'mongo' | 'peer';
+/** How a child reaches it: the peer is reached through the driver, like MongoDB. */
+type Access = 'snapshot' | 'mongo';
 type Method = 'engine' | 'baseline';
 
+const LABELS: Record<Backend, string> = { snapshot: 'snapshot', mongo: 'mongodb', peer: 'wire peer' };
+
 interface Run {
-  backend: Backend;
+  backend: string;
   n: number;
   method: Method;
   commands?: number;
   seconds?: number;
   docsPerSecond?: number;
   modified?: number;
+  chunks?: number;
   peakRssMiB?: number;
   error?: string;
   skipped?: string;
@@ -50,9 +57,12 @@ const LARGE_SIZE = 1_000_000;
  * otherwise. MongoDB has no such limit.
  */
 const SNAPSHOT_BASELINE_MAX = 10_000;
-const RESULTS_FILE = fileURLToPath(new URL('../../bench/results.json', import.meta.url));
+/** One round trip per document through the driver and the peer: bounded so the bench stays minutes long. */
+const PEER_BASELINE_MAX = 10_000;
+const resultsFile = (backend: Backend) =>
+  fileURLToPath(new URL(`../../bench/results-${backend}.json`, import.meta.url));
 const USAGE =
-  'usage: node dist/bench/run.js [--backend snapshot|mongo] [--large] [--sizes 1000,10000] [--baseline-max N] [--download]';
+  'usage: node dist/bench/run.js [--backend snapshot|mongo|peer] [--large] [--sizes 1000,10000] [--baseline-max N] [--download]';
 
 // ---------------------------------------------------------------------------------------------------------
 // One measured run, in a child process.
@@ -68,7 +78,12 @@ async function engineSnapshot(file: string): Promise<Measured> {
       run: { id: randomUUID(), now: new Date() },
     });
     const seconds = (performance.now() - started) / 1000;
-    return { modified: modifiedBy(applied.results), commands: counting.counts().total, seconds };
+    return {
+      modified: modifiedBy(applied.results),
+      commands: counting.counts().total,
+      seconds,
+      chunks: applied.journal.chunks,
+    };
   } finally {
     await counting.store.close();
   }
@@ -91,7 +106,12 @@ async function engineMongo(uri: string): Promise<Measured> {
       run: { id: randomUUID(), now: new Date() },
     });
     const seconds = (performance.now() - started) / 1000;
-    return { modified: modifiedBy(applied.results), commands: commands - before, seconds };
+    return {
+      modified: modifiedBy(applied.results),
+      commands: commands - before,
+      seconds,
+      chunks: applied.journal.chunks,
+    };
   } finally {
     await store.close();
   }
@@ -101,7 +121,7 @@ function modifiedBy(results: { modified: number }[]): number {
   return results.reduce((sum, result) => sum + result.modified, 0);
 }
 
-async function runOne(backend: Backend, method: Method, target: string): Promise<void> {
+async function runOne(backend: Access, method: Method, target: string): Promise<void> {
   const measure = {
     snapshot: {
       engine: engineSnapshot,
@@ -119,7 +139,8 @@ async function runOne(backend: Backend, method: Method, target: string): Promise
 
 function inChild(backend: Backend, method: Method, n: number, target: string): Promise<Run> {
   const script = fileURLToPath(import.meta.url);
-  const child = fork(script, ['--one', backend, method, String(n), target], {
+  const access: Access = backend === 'snapshot' ? 'snapshot' : 'mongo';
+  const child = fork(script, ['--one', access, method, String(n), target], {
     stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
   });
   let stdout = '';
@@ -127,9 +148,12 @@ function inChild(backend: Backend, method: Method, n: number, target: string): P
     stdout += chunk;
   });
   return new Promise((resolve) => {
-    child.on('error', (error) => resolve({ backend, n, method, error: `cannot start: ${error.message}` }));
+    const label = LABELS[backend];
+    child.on('error', (error) =>
+      resolve({ backend: label, n, method, error: `cannot start: ${error.message}` }),
+    );
     child.on('close', (code, signal) => {
-      const run: Run = { backend, n, method };
+      const run: Run = { backend: label, n, method };
       const line = stdout.trim().split('\n').at(-1) ?? '';
       let reply: (Measured & { peakRssMiB: number }) | { error: string } | undefined;
       try {
@@ -145,6 +169,7 @@ function inChild(backend: Backend, method: Method, n: number, target: string): P
           docsPerSecond: reply.modified / reply.seconds,
           modified: reply.modified,
           peakRssMiB: reply.peakRssMiB,
+          ...(reply.chunks === undefined ? {} : { chunks: reply.chunks }),
         });
       } else {
         const exit = signal ?? `code ${code}`;
@@ -199,7 +224,16 @@ async function mongoBacking(server: MongoServer): Promise<Backing> {
 // Report.
 
 function table(runs: Run[]): string {
-  const header = ['backend', 'N', 'method', 'commands', 'seconds', 'docs/s', 'peak RSS MiB'];
+  const header = [
+    'backend',
+    'N',
+    'method',
+    'commands',
+    'journal chunks',
+    'seconds',
+    'docs/s',
+    'peak RSS MiB',
+  ];
   const rows = runs.map((run) => {
     const note = run.error ? `error: ${run.error}` : run.skipped ? `skipped: ${run.skipped}` : undefined;
     return [
@@ -210,6 +244,7 @@ function table(runs: Run[]): string {
         ? [note]
         : [
             String(run.commands),
+            run.chunks === undefined ? '-' : String(run.chunks),
             (run.seconds as number).toFixed(3),
             Math.round(run.docsPerSecond as number).toLocaleString('en-US'),
             (run.peakRssMiB as number).toFixed(1),
@@ -268,7 +303,7 @@ async function main(argv: string[]): Promise<number> {
   const { values, positionals } = parsed;
 
   if (values.one) {
-    const [backend, method, , target] = positionals as [Backend, Method, string, string];
+    const [backend, method, , target] = positionals as [Access, Method, string, string];
     try {
       await runOne(backend, method, target);
       return 0;
@@ -279,8 +314,8 @@ async function main(argv: string[]): Promise<number> {
   }
 
   const backend = values.backend as Backend;
-  if (backend !== 'snapshot' && backend !== 'mongo') {
-    console.error(`bench: --backend must be snapshot or mongo, not ${backend}\n${USAGE}`);
+  if (!(backend in LABELS)) {
+    console.error(`bench: --backend must be snapshot, mongo or peer, not ${backend}\n${USAGE}`);
     return 2;
   }
   const sizes = values.sizes
@@ -293,9 +328,9 @@ async function main(argv: string[]): Promise<number> {
   const baselineMax =
     values['baseline-max'] !== undefined
       ? Number(values['baseline-max'])
-      : backend === 'snapshot'
-        ? SNAPSHOT_BASELINE_MAX
-        : Number.POSITIVE_INFINITY;
+      : { snapshot: SNAPSHOT_BASELINE_MAX, peer: PEER_BASELINE_MAX, mongo: Number.POSITIVE_INFINITY }[
+          backend
+        ];
   if (Number.isNaN(baselineMax)) {
     console.error(`bench: --baseline-max must be a number\n${USAGE}`);
     return 2;
@@ -313,6 +348,10 @@ async function main(argv: string[]): Promise<number> {
       return 2;
     }
     backing = await mongoBacking(server);
+  } else if (backend === 'peer') {
+    // Command counts and memory of the tool, through the real driver; its times are the peer's, not a server's.
+    const peer = await startWirePeer();
+    backing = await mongoBacking({ uri: peer.uri(), stop: () => peer.close() });
   } else {
     backing = snapshotBacking();
   }
@@ -323,10 +362,10 @@ async function main(argv: string[]): Promise<number> {
       for (const method of ['engine', 'baseline'] as const) {
         if (method === 'baseline' && n > baselineMax) {
           runs.push({
-            backend,
+            backend: LABELS[backend],
             n,
             method,
-            skipped: `above --baseline-max ${baselineMax} (per-document updates scan the whole snapshot: quadratic)`,
+            skipped: `above --baseline-max ${baselineMax} (one round trip per document)`,
           });
           continue;
         }
@@ -335,7 +374,12 @@ async function main(argv: string[]): Promise<number> {
         try {
           prepared = await backing.prepare(n, method);
         } catch (error) {
-          runs.push({ backend, n, method, error: `seeding failed: ${(error as Error).message}` });
+          runs.push({
+            backend: LABELS[backend],
+            n,
+            method,
+            error: `seeding failed: ${(error as Error).message}`,
+          });
           continue;
         }
         const { target, dispose } = prepared;
@@ -359,12 +403,13 @@ async function main(argv: string[]): Promise<number> {
       node: process.version,
       platform: `${process.platform}-${process.arch}`,
     },
-    backend,
+    backend: LABELS[backend],
     generatedAt: new Date().toISOString(),
     runs,
   };
-  writeFileSync(RESULTS_FILE, `${JSON.stringify(results, null, 2)}\n`);
-  console.log(`\nwrote ${path.relative(process.cwd(), RESULTS_FILE) || RESULTS_FILE}`);
+  const file = resultsFile(backend);
+  writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`);
+  console.log(`\nwrote ${path.relative(process.cwd(), file) || file}`);
   return runs.some((run) => run.error) ? 1 : 0;
 }
 

@@ -1,9 +1,9 @@
 import createDebug from 'debug';
 import { type Applied, applyMigration } from './apply.js';
+import { commitSettled, recordCommitted } from './commit.js';
 import type { ActionContext } from './context.js';
 import {
   BlockedError,
-  CommitUnknownError,
   CompletedUnrecordedError,
   ExitCode,
   errorMessage,
@@ -11,7 +11,6 @@ import {
   RuntimeError,
 } from './errors.js';
 import { appendHistory, checkHistoryFile, type HistoryLock, lockHistory } from './history.js';
-import { fenceDocument } from './journal.js';
 import type { MigrateCommand } from './options.js';
 import type { Output } from './output.js';
 import { completedRecord, failedRecord, type HistoryRecord, newRunId, type RunFacts } from './record.js';
@@ -99,14 +98,12 @@ export async function executeMigration(
     ) {
       const failedPlan = (failure.context.plan as Plan | undefined) ?? plan;
       lock ??= await lockHistory(command.historyFile);
-      const status = failure.exitCode === ExitCode.unknown ? 'unknown' : 'failed';
-      const record = failedRecord(run, failure, failedPlan, status);
-      if (typeof failure.context.check === 'string') record.check = failure.context.check;
+      const record = failedRecord(run, failure, failedPlan);
       await appendHistory(command.historyFile, record);
       if (command.json) {
         output.json({
           mode: 'execute',
-          status,
+          status: record.status,
           error: record.error,
           record,
           plan:
@@ -127,11 +124,8 @@ export async function executeMigration(
   }
 }
 
-/**
- * The transaction, and what it takes to know whether it committed. A commit whose answer was lost is settled
- * by the journal's _id: the run's fence either lands (nothing committed, ever) or finds the migration's head.
- */
-async function commit(
+/** The transaction; a commit whose answer was lost is settled, not guessed (commit.ts). */
+function commit(
   store: Store,
   command: MigrateCommand,
   map: ReferenceMap,
@@ -139,53 +133,33 @@ async function commit(
   output: Output,
   context: ActionContext,
 ): Promise<Applied> {
-  const { interruption } = context;
   output.progress('Applying in one transaction:');
-  try {
-    return await applyMigration(
-      store,
-      {
-        ...command.request,
-        options: command.options,
-        map,
-        run: { id: run.id, now: run.startedAt },
-        ...(command.expectPlan ? { expectPlan: command.expectPlan } : {}),
-      },
-      {
-        signal: interruption.signal,
+  const request = {
+    ...command.request,
+    options: command.options,
+    map,
+    run: { id: run.id, now: run.startedAt },
+    ...(command.expectPlan ? { expectPlan: command.expectPlan } : {}),
+  };
+  return commitSettled(
+    (onCommit) =>
+      applyMigration(store, request, {
+        signal: context.interruption.signal,
         onStep: (result) => output.progress(renderProgress(result)),
         onRetry: (attempt) =>
           output.progress(`  transaction retried by MongoDB (attempt ${attempt}); re-reading`),
-        onCommit: () =>
-          interruption.onForce(() => ({
-            message: `the commit of migration ${run.id} was in flight: its outcome is unknown. ${checkAdvice(run.id, map)}`,
-            exitCode: ExitCode.unknown,
-          })),
-      },
-    );
-  } catch (error) {
-    if (!(error instanceof CommitUnknownError)) throw error;
-    output.progress(`  ${error.message}; asking the server whether it committed`);
-    let outcome: 'committed' | 'not-committed';
-    try {
-      outcome = await store.settle(map.journalCollection, run.id, fenceDocument(errorMessage(error.cause)));
-    } catch (settleError) {
-      const check = checkAdvice(run.id, map);
-      throw new CommitUnknownError(
-        `The outcome of migration ${run.id} is UNKNOWN: the commit was sent but not confirmed (${errorMessage(error.cause)}), and the server could not be asked (${errorMessage(settleError)}). ${check}`,
-        error.result,
-        { cause: error, context: { check } },
-      );
-    }
-    if (outcome === 'not-committed') {
-      throw new RuntimeError(
-        `The commit was not confirmed (${errorMessage(error.cause)}); the server confirms nothing was committed (journal ${run.id} fenced). Run --preview and try again`,
-        { cause: error },
-      );
-    }
-    output.progress('  the server confirms the migration committed');
-    return error.result as Applied;
-  }
+        onCommit,
+      }),
+    {
+      store,
+      journal: map.journalCollection,
+      id: run.id,
+      what: 'migration',
+      check: checkAdvice(run.id, map),
+      output,
+      interruption: context.interruption,
+    },
+  );
 }
 
 function checkAdvice(id: string, map: ReferenceMap): string {
@@ -241,7 +215,7 @@ async function afterCommit(store: Store, applied: Applied, committed: Committed)
       `WARNING: the migration committed, but the documents left on the sources could not be recounted (${errorMessage(error)}); run verify ${record.id}`,
     );
   }
-  await recordCompleted(command.historyFile, record, output);
+  await recordCommitted(command.historyFile, record, 'migration', output);
   if (command.json) {
     output.json({
       mode: 'execute',
@@ -266,19 +240,6 @@ function completedStop(record: HistoryRecord) {
     message: `the migration COMPLETED; its record could not be written in time, here it is:\n${JSON.stringify(record, null, 2)}`,
     exitCode: ExitCode.completedUnrecorded,
   };
-}
-
-/** After the commit the record must not be lost: if the file cannot take it, it is printed instead. */
-async function recordCompleted(file: string, record: HistoryRecord, output: Output): Promise<void> {
-  try {
-    await appendHistory(file, record);
-  } catch (error) {
-    output.error(JSON.stringify(record, null, 2));
-    throw new CompletedUnrecordedError(
-      `The migration COMPLETED, but its record could not be appended to ${file} (${errorMessage(error)}); save the record printed above`,
-      { cause: error },
-    );
-  }
 }
 
 function blockedAbort(plan: Plan): BlockedError {

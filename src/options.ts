@@ -64,7 +64,7 @@ export interface OptionContext {
 const EXIT_CODES = `
 Exit codes:
   0  success: the preview found nothing blocking, the migration or rollback completed, verify passed
-  1  failed at run time, and nothing was committed ("failed" record appended)
+  1  failed at run time, and nothing was committed ("failed" record appended, unless another run held the lock)
   2  invalid usage or input; nothing was written anywhere, no record
   3  blocked (username conflicts, references the tool cannot move, drift before a rollback); nothing changed
   4  COMPLETED, but the record could not be written or the run was interrupted after its commit; the
@@ -143,7 +143,7 @@ function historyOptions(command: Command): Command {
     .addOption(
       valueOption(
         '--output-file <path>',
-        'history file (default: migration_history.json in the tool folder; with --snapshot, <snapshot>.history.json next to it)',
+        'history file (default: migration_history.json in the tool folder; with --snapshot, <name>.history.json beside the snapshot)',
       ),
     )
     .option('--json', 'print one plain JSON document on stdout');

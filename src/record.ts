@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { type Applied, describeStep, survivorOf } from './apply.js';
-import type { MigrationError } from './errors.js';
+import { ExitCode, type MigrationError } from './errors.js';
 import { canonical, plain } from './plain.js';
 import type { CustomerRequest } from './resolve.js';
 import type { MigrationOptions, Plan } from './scan.js';
@@ -106,16 +106,18 @@ export function completedRecord(run: RunFacts, applied: Applied): HistoryRecord 
   return finish(record, run.startedAt);
 }
 
-export function failedRecord(
-  run: RunFacts,
-  error: MigrationError,
-  plan: Plan | undefined,
-  status: 'failed' | 'unknown' = 'failed',
-): HistoryRecord {
-  const record = baseRecord(run, status, plan);
+export function failedRecord(run: RunFacts, error: MigrationError, plan: Plan | undefined): HistoryRecord {
+  const record = baseRecord(run, 'failed', plan);
+  markFailed(record, error);
+  return finish(record, run.startedAt);
+}
+
+/** `failed`, or `unknown` (with how to check) when the commit's outcome could not be learned. */
+export function markFailed(record: HistoryRecord, error: MigrationError): void {
+  record.status = error.exitCode === ExitCode.unknown ? 'unknown' : 'failed';
   record.stats.errors.push(error.message);
   record.error = { message: error.message, exitCode: error.exitCode, kind: error.name };
-  return finish(record, run.startedAt);
+  if (typeof error.context.check === 'string') record.check = error.context.check;
 }
 
 function baseRecord(run: RunFacts, status: RecordStatus, plan: Plan | undefined): HistoryRecord {

@@ -1,20 +1,13 @@
 import createDebug from 'debug';
+import { commitSettled, recordCommitted } from './commit.js';
 import type { ActionContext } from './context.js';
-import {
-  BlockedError,
-  CommitUnknownError,
-  CompletedUnrecordedError,
-  ExitCode,
-  errorMessage,
-  RuntimeError,
-} from './errors.js';
+import { BlockedError, ExitCode } from './errors.js';
 import { asMigrationError } from './execute.js';
 import { appendHistory, checkHistoryFile, type HistoryLock, lockHistory } from './history.js';
-import { fenceDocument } from './journal.js';
 import type { RollbackCommand } from './options.js';
 import type { Output } from './output.js';
 import { plain } from './plain.js';
-import { emptyStats, finish, type HistoryRecord, newRunId } from './record.js';
+import { emptyStats, finish, type HistoryRecord, markFailed, newRunId } from './record.js';
 import { type Restored, restoreMigration } from './restore.js';
 import { planRollback, type RollbackPlan } from './rollback-plan.js';
 import { loadReferenceMap } from './schema.js';
@@ -59,15 +52,7 @@ export async function rollbackMigration(
     const restored = await commitRollback(store, command, journal, record, startedAt, output, context);
     Object.assign(record, { status: 'rolled_back' }, statsOf(restored));
     finish(record, startedAt);
-    try {
-      await appendHistory(command.historyFile, record);
-    } catch (error) {
-      output.error(JSON.stringify(record, null, 2));
-      throw new CompletedUnrecordedError(
-        `The rollback COMPLETED, but its record could not be appended to ${command.historyFile} (${errorMessage(error)}); save the record printed above`,
-        { cause: error },
-      );
-    }
+    await recordCommitted(command.historyFile, record, 'rollback', output);
     if (command.json) output.json({ mode: 'rollback', status: 'rolled_back', record });
     else {
       output.report(
@@ -84,10 +69,7 @@ export async function rollbackMigration(
       !failure.context.unrecordable;
     if (recorded) {
       lock ??= await lockHistory(command.historyFile);
-      record.status = failure.exitCode === ExitCode.unknown ? 'unknown' : 'failed';
-      record.error = { message: failure.message, exitCode: failure.exitCode, kind: failure.name };
-      record.stats.errors.push(failure.message);
-      if (typeof failure.context.check === 'string') record.check = failure.context.check;
+      markFailed(record, failure);
       await appendHistory(command.historyFile, finish(record, startedAt));
       if (command.json) output.json({ mode: 'rollback', status: record.status, error: record.error, record });
     }
@@ -123,7 +105,8 @@ async function previewRollback(
   }
 }
 
-async function commitRollback(
+/** The rollback's transaction; a commit whose answer was lost is settled by its own journal document. */
+function commitRollback(
   store: Store,
   command: RollbackCommand,
   journal: string,
@@ -139,37 +122,18 @@ async function commitRollback(
     where: store.description,
     now: startedAt,
   };
-  try {
-    return await restoreMigration(store, request, {
-      signal: context.interruption.signal,
-      onCommit: () =>
-        context.interruption.onForce(() => ({
-          message: `the commit of rollback ${record.id} was in flight: its outcome is unknown. ${rollbackCheck(record.id, command.migrationId, journal)}`,
-          exitCode: ExitCode.unknown,
-        })),
-    });
-  } catch (error) {
-    if (!(error instanceof CommitUnknownError)) throw error;
-    output.progress(`  ${error.message}; asking the server whether it committed`);
-    let outcome: 'committed' | 'not-committed';
-    try {
-      outcome = await store.settle(journal, record.id, fenceDocument(errorMessage(error.cause)));
-    } catch (settleError) {
-      const check = rollbackCheck(record.id, command.migrationId, journal);
-      throw new CommitUnknownError(
-        `The outcome of rollback ${record.id} is UNKNOWN: the commit was sent but not confirmed, and the server could not be asked (${errorMessage(settleError)}). ${check}`,
-        error.result,
-        { cause: error, context: { check } },
-      );
-    }
-    if (outcome === 'not-committed') {
-      throw new RuntimeError(
-        `The rollback's commit was not confirmed; the server confirms nothing was committed (journal ${record.id} fenced). Run it again`,
-        { cause: error },
-      );
-    }
-    return error.result as Restored;
-  }
+  return commitSettled(
+    (onCommit) => restoreMigration(store, request, { signal: context.interruption.signal, onCommit }),
+    {
+      store,
+      journal,
+      id: record.id,
+      what: 'rollback',
+      check: rollbackCheck(record.id, command.migrationId, journal),
+      output,
+      interruption: context.interruption,
+    },
+  );
 }
 
 function rollbackCheck(rollbackId: string, migrationId: string, journal: string): string {

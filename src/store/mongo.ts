@@ -151,41 +151,28 @@ export class MongoReadOnlyStore extends MongoReads implements ReadOnlyStore {
 
   // Outside a transaction an error is the operator's to read: said plainly, as every other one is. (Inside
   // one it must stay a driver error, whose labels tell withTransaction whether to retry.)
-  override async *find(
-    collection: string,
-    filter: Document,
-    options: FindOptions = {},
-  ): AsyncIterable<Document> {
-    try {
-      yield* super.find(collection, filter, options);
-    } catch (error) {
-      throw explainMongoError(error, this.description);
-    }
+  override find(collection: string, filter: Document, options: FindOptions = {}): AsyncIterable<Document> {
+    return explainedStream(super.find(collection, filter, options), this.description);
   }
 
-  override async count(collection: string, filter: Document): Promise<number> {
-    try {
-      return await super.count(collection, filter);
-    } catch (error) {
+  override count(collection: string, filter: Document): Promise<number> {
+    return super.count(collection, filter).catch((error) => {
       throw explainMongoError(error, this.description);
-    }
+    });
   }
 
-  override async *aggregate(
+  override aggregate(
     collection: string,
     pipeline: Document[],
     options: AggregateOptions = {},
   ): AsyncIterable<Document> {
-    try {
-      yield* super.aggregate(collection, pipeline, options);
-    } catch (error) {
-      throw explainMongoError(error, this.description);
-    }
+    return explainedStream(super.aggregate(collection, pipeline, options), this.description);
   }
 
   static async open(uri: string, options: MongoOptions = {}): Promise<MongoReadOnlyStore> {
     const connection = await connect(uri, options);
-    if (!options.pointInTime) return new MongoReadOnlyStore(connection, { readPreference: 'primary' });
+    // verify --scan-all reads everything once: the URI's read preference may send that to a secondary.
+    if (!options.pointInTime) return new MongoReadOnlyStore(connection, {});
     try {
       return new MongoReadOnlyStore(connection, pointInTimeReads(connection));
     } catch (error) {
@@ -242,6 +229,17 @@ export class MongoReadOnlyStore extends MongoReads implements ReadOnlyStore {
     if (session?.inTransaction()) await session.abortTransaction().catch(() => {});
     await session?.endSession().catch(() => {});
     await this.connection.client.close();
+  }
+}
+
+async function* explainedStream(
+  source: AsyncIterable<Document>,
+  description: string,
+): AsyncIterable<Document> {
+  try {
+    yield* source;
+  } catch (error) {
+    throw explainMongoError(error, description);
   }
 }
 

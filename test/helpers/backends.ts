@@ -2,8 +2,9 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { BSON, type Document, MongoClient } from 'mongodb';
+import { openReadOnlyStore } from '../../src/store/index.js';
 import { parseSnapshot, serializeSnapshot } from '../../src/store/snapshot.js';
-import type { StoreTarget } from '../../src/store/types.js';
+import { collect, type StoreTarget } from '../../src/store/types.js';
 import { startWirePeer, type WirePeer } from '../wire-peer/index.js';
 import { runCli, tempDir } from './cli.js';
 import type { Collections } from './data.js';
@@ -174,4 +175,14 @@ export function scenarioRunner(backend: Backend, dir: string) {
       history,
     };
   };
+}
+
+/** The journal collection as the tool wrote it, read through the store contract on any back end. */
+export async function journalOf(target: StoreTarget): Promise<Document[]> {
+  const store = await openReadOnlyStore(target);
+  try {
+    return await collect(store.find('customer_migrations', {}));
+  } finally {
+    await store.close();
+  }
 }

@@ -3,10 +3,10 @@ import { EventEmitter } from 'node:events';
 import { join } from 'node:path';
 import { after, describe } from 'node:test';
 import { type Document, MongoClient, ObjectId } from 'mongodb';
-import { openReadOnlyStore, openStore } from '../../src/store/index.js';
-import { collect, type Store, type StoreTarget, type TransactionStore } from '../../src/store/types.js';
+import { openStore } from '../../src/store/index.js';
+import type { Store, StoreTarget, TransactionStore } from '../../src/store/types.js';
 import { lastRecord, readHistoryFile } from '../helpers/assertions.js';
-import { type Backend, type Loaded, mongoBackend, testOn, wirePeerBackend } from '../helpers/backends.js';
+import { type Backend, journalOf, mongoBackend, testOn, wirePeerBackend } from '../helpers/backends.js';
 import { runCli, tempDir } from '../helpers/cli.js';
 import { demoData, IDS } from '../helpers/data.js';
 import { startWirePeer } from '../wire-peer/index.js';
@@ -35,8 +35,19 @@ function failCommand(uri: string, mode: unknown, data: Document): Promise<unknow
   );
 }
 
-function failPointsOff(uri: string): Promise<unknown> {
-  return failCommand(uri, 'off', {});
+/** With a fail point on, then off again, whatever happened. */
+async function withFailPoint(
+  uri: string,
+  mode: unknown,
+  data: Document,
+  work: () => Promise<void>,
+): Promise<void> {
+  await failCommand(uri, mode, data);
+  try {
+    await work();
+  } finally {
+    await failCommand(uri, 'off', {});
+  }
 }
 
 /** A store whose transaction calls `during` at its first update, through a second client (a concurrent writer). */
@@ -71,15 +82,6 @@ function during(
   };
 }
 
-async function journalOf(loaded: Loaded): Promise<Document[]> {
-  const store = await openReadOnlyStore(loaded.target);
-  try {
-    return await collect(store.find('customer_migrations', {}));
-  } finally {
-    await store.close();
-  }
-}
-
 function migrated(after: Record<string, Document[]>): boolean {
   return SOURCES.every((id) => after.users?.find((u) => String(u._id) === id)?.markedDelete === true);
 }
@@ -107,139 +109,138 @@ for (const backend of backends) {
 
     it('a transient error on an update: the work runs again on fresh reads and the result is right', async () => {
       const { loaded, history, uri, run } = await setUp();
-      await failCommand(uri, { times: 1 }, { failCommands: ['update'], errorCode: 112 });
-      try {
+      await withFailPoint(uri, { times: 1 }, { failCommands: ['update'], errorCode: 112 }, async () => {
         const result = await run();
         assert.equal(result.code, 0, result.stderr);
         assert.match(result.stderr, /transaction retried by MongoDB \(attempt 2\); re-reading/);
         assert.ok(migrated(await loaded.dump()));
         assert.equal(lastRecord(history).status, 'completed');
-      } finally {
-        await failPointsOff(uri);
-      }
+      });
     });
 
     it('a dropped connection on commit: the commit is retried once and the migration completes', async () => {
       const { loaded, history, uri, run } = await setUp();
-      await failCommand(uri, { times: 1 }, { failCommands: ['commitTransaction'], closeConnection: true });
-      try {
-        const result = await run();
-        assert.equal(result.code, 0, result.stderr);
-        assert.ok(migrated(await loaded.dump()));
-        assert.equal(lastRecord(history).status, 'completed');
-        assert.equal(readHistoryFile(history).length, 1);
-      } finally {
-        await failPointsOff(uri);
-      }
+      await withFailPoint(
+        uri,
+        { times: 1 },
+        { failCommands: ['commitTransaction'], closeConnection: true },
+        async () => {
+          const result = await run();
+          assert.equal(result.code, 0, result.stderr);
+          assert.ok(migrated(await loaded.dump()));
+          assert.equal(lastRecord(history).status, 'completed');
+          assert.equal(readHistoryFile(history).length, 1);
+        },
+      );
     });
 
     it('NoSuchTransaction on commit once: the whole transaction runs again and completes', async () => {
       const { loaded, history, uri, run } = await setUp();
-      await failCommand(uri, { times: 1 }, { failCommands: ['commitTransaction'], errorCode: 251 });
-      try {
-        const result = await run();
-        assert.equal(result.code, 0, result.stderr);
-        assert.ok(migrated(await loaded.dump()));
-        assert.equal(lastRecord(history).status, 'completed');
-      } finally {
-        await failPointsOff(uri);
-      }
+      await withFailPoint(
+        uri,
+        { times: 1 },
+        { failCommands: ['commitTransaction'], errorCode: 251 },
+        async () => {
+          const result = await run();
+          assert.equal(result.code, 0, result.stderr);
+          assert.ok(migrated(await loaded.dump()));
+          assert.equal(lastRecord(history).status, 'completed');
+        },
+      );
     });
 
     it('aborted every time: the retries are bounded, exit 1, nothing committed, a failed record', async () => {
       const { loaded, history, uri, run, before } = await setUp();
-      await failCommand(uri, 'alwaysOn', { failCommands: ['commitTransaction'], errorCode: 251 });
-      try {
-        const result = await run();
-        assert.equal(result.code, 1, result.stderr);
-        assert.match(
-          result.stderr,
-          /Error: MongoDB aborted the transaction 3 times \(last: .*\); nothing was committed\. It conflicts with other writes or is too large: migrate fewer sources per run/,
-        );
-        assert.equal(await loaded.state(), before);
-        assert.equal(lastRecord(history).status, 'failed');
-      } finally {
-        await failPointsOff(uri);
-      }
+      await withFailPoint(
+        uri,
+        'alwaysOn',
+        { failCommands: ['commitTransaction'], errorCode: 251 },
+        async () => {
+          const result = await run();
+          assert.equal(result.code, 1, result.stderr);
+          assert.match(
+            result.stderr,
+            /Error: MongoDB aborted the transaction 3 times \(last: .*\); nothing was committed\. It conflicts with other writes or is too large: migrate fewer sources per run/,
+          );
+          assert.equal(await loaded.state(), before);
+          assert.equal(lastRecord(history).status, 'failed');
+        },
+      );
     });
 
     it('MaxTimeMSExpired on commit, the commit not done: the server is asked, confirms nothing committed, exit 1', async () => {
       const { loaded, history, uri, run, before } = await setUp();
-      await failCommand(uri, { times: 1 }, { failCommands: ['commitTransaction'], errorCode: 50 });
-      try {
-        const result = await run();
-        assert.equal(result.code, 1, result.stderr);
-        assert.match(result.stderr, /outcome is unknown .*; asking the server whether it committed/);
-        assert.match(
-          result.stderr,
-          /Error: The commit was not confirmed .*; the server confirms nothing was committed \(journal [0-9a-f-]{36} fenced\)/,
-        );
-        assert.doesNotMatch(result.stderr, /rolled back/);
-        assert.equal(await loaded.state(), before);
-        const record = lastRecord(history);
-        assert.equal(record.status, 'failed');
-        const [fence] = await journalOf(loaded);
-        assert.equal(fence?._id, record.id);
-        assert.equal(fence?.type, 'fence', 'the migration id can never commit now');
-      } finally {
-        await failPointsOff(uri);
-      }
+      await withFailPoint(
+        uri,
+        { times: 1 },
+        { failCommands: ['commitTransaction'], errorCode: 50 },
+        async () => {
+          const result = await run();
+          assert.equal(result.code, 1, result.stderr);
+          assert.match(result.stderr, /outcome is unknown .*; asking the server whether it committed/);
+          assert.match(
+            result.stderr,
+            /Error: The commit was not confirmed .*; the server confirms nothing was committed \(journal [0-9a-f-]{36} fenced\)/,
+          );
+          assert.doesNotMatch(result.stderr, /rolled back/);
+          assert.equal(await loaded.state(), before);
+          const record = lastRecord(history);
+          assert.equal(record.status, 'failed');
+          const [fence] = await journalOf(loaded.target);
+          assert.equal(fence?._id, record.id);
+          assert.equal(fence?.type, 'fence', 'the migration id can never commit now');
+        },
+      );
     });
 
     it('a write-concern error on commit, the commit done: the server is asked, confirms it, COMPLETED, exit 0', async () => {
       const { loaded, history, uri, run } = await setUp();
-      await failCommand(
+      const writeConcernError = { code: 50, codeName: 'MaxTimeMSExpired', errmsg: 'replication timed out' };
+      await withFailPoint(
         uri,
         { times: 1 },
-        {
-          failCommands: ['commitTransaction'],
-          writeConcernError: {
-            code: 50,
-            codeName: 'MaxTimeMSExpired',
-            errmsg: 'waiting for replication timed out',
-          },
+        { failCommands: ['commitTransaction'], writeConcernError },
+        async () => {
+          const result = await run();
+          assert.equal(result.code, 0, result.stderr);
+          assert.match(result.stderr, /the server confirms the migration committed/);
+          assert.ok(migrated(await loaded.dump()));
+          const record = lastRecord(history);
+          assert.equal(record.status, 'completed');
+          assert.ok(record.journal && record.journal.documents > 0, 'the completed record holds what moved');
         },
       );
-      try {
-        const result = await run();
-        assert.equal(result.code, 0, result.stderr);
-        assert.match(result.stderr, /the server confirms the migration committed/);
-        assert.ok(migrated(await loaded.dump()));
-        const record = lastRecord(history);
-        assert.equal(record.status, 'completed');
-        assert.ok(record.journal && record.journal.documents > 0, 'the completed record holds what moved');
-      } finally {
-        await failPointsOff(uri);
-      }
     });
 
     it('an unknown commit and a server that cannot be asked: status "unknown", how to check, exit 5', async () => {
       const { history, uri } = await setUp();
-      await failCommand(uri, { times: 1 }, { failCommands: ['commitTransaction'], errorCode: 50 });
-      try {
-        const result = await runCli([...ARGS, '--uri', uri, '--output-file', history], {
-          openStore: during(
-            (target) =>
-              failCommand(target, 'alwaysOn', {
-                failCommands: ['insert', 'find'],
-                closeConnection: true,
-              }).then(() => {}),
-            'after-transaction-fails',
-          ),
-        });
-        assert.equal(result.code, 5, result.stderr);
-        assert.match(result.stderr, /Error: The outcome of migration [0-9a-f-]{36} is UNKNOWN/);
-        assert.match(
-          result.stderr,
-          /To find out: node scripts\/migrateCustomerData\.js verify [0-9a-f-]{36}/,
-        );
-        const record = lastRecord(history);
-        assert.equal(record.status, 'unknown');
-        assert.equal(record.error?.exitCode, 5);
-        assert.match(record.check ?? '', /db\.customer_migrations\.findOne\(\{ _id: "[0-9a-f-]{36}" \}\)/);
-      } finally {
-        await failPointsOff(uri);
-      }
+      await withFailPoint(
+        uri,
+        { times: 1 },
+        { failCommands: ['commitTransaction'], errorCode: 50 },
+        async () => {
+          const result = await runCli([...ARGS, '--uri', uri, '--output-file', history], {
+            openStore: during(
+              (target) =>
+                failCommand(target, 'alwaysOn', {
+                  failCommands: ['insert', 'find'],
+                  closeConnection: true,
+                }).then(() => {}),
+              'after-transaction-fails',
+            ),
+          });
+          assert.equal(result.code, 5, result.stderr);
+          assert.match(result.stderr, /Error: The outcome of migration [0-9a-f-]{36} is UNKNOWN/);
+          assert.match(
+            result.stderr,
+            /To find out: node scripts\/migrateCustomerData\.js verify [0-9a-f-]{36}/,
+          );
+          const record = lastRecord(history);
+          assert.equal(record.status, 'unknown');
+          assert.equal(record.error?.exitCode, 5);
+          assert.match(record.check ?? '', /db\.customer_migrations\.findOne\(\{ _id: "[0-9a-f-]{36}" \}\)/);
+        },
+      );
     });
 
     it('a concurrent plain write to a document the migration moves: a write conflict, a re-run, the write kept', async () => {
@@ -335,8 +336,7 @@ for (const backend of backends) {
 
     it('an error on a read before the transaction is said plainly (credentials), exit 1', async () => {
       const { uri, run, history } = await setUp();
-      await failCommand(uri, { times: 1 }, { failCommands: ['find'], errorCode: 13 });
-      try {
+      await withFailPoint(uri, { times: 1 }, { failCommands: ['find'], errorCode: 13 }, async () => {
         const result = await run();
         assert.equal(result.code, 1, result.stderr);
         assert.match(
@@ -344,9 +344,7 @@ for (const backend of backends) {
           /refused the credentials or the operation \(.*\); check the URI's user and its roles/,
         );
         assert.equal(lastRecord(history).status, 'failed');
-      } finally {
-        await failPointsOff(uri);
-      }
+      });
     });
   });
 }

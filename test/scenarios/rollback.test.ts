@@ -3,10 +3,10 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe } from 'node:test';
 import { BSON, type Document, ObjectId } from 'mongodb';
-import { openReadOnlyStore, openStore } from '../../src/store/index.js';
-import { collect, type Store, type StoreTarget, type TransactionStore } from '../../src/store/types.js';
+import { openStore } from '../../src/store/index.js';
+import type { Store, StoreTarget, TransactionStore } from '../../src/store/types.js';
 import { lastRecord, readHistoryFile } from '../helpers/assertions.js';
-import { allBackends, testOn } from '../helpers/backends.js';
+import { allBackends, journalOf, testOn } from '../helpers/backends.js';
 import { runCli, tempDir } from '../helpers/cli.js';
 import { buildData, type Collections, demoData, IDS } from '../helpers/data.js';
 
@@ -43,15 +43,6 @@ function business(dump: Record<string, Document[]>): string {
     { users: dump.users, jobs: dump.jobs, invoices: dump.invoices },
     { relaxed: false },
   );
-}
-
-async function journalOf(target: StoreTarget): Promise<Document[]> {
-  const store = await openReadOnlyStore(target);
-  try {
-    return await collect(store.find('customer_migrations', {}));
-  } finally {
-    await store.close();
-  }
 }
 
 /** A change made behind the tool's back, through the store contract, on any back end. */

@@ -118,7 +118,16 @@ test('the preview store has no way to write, on either back end', async () => {
   const file = join(dir.path, 'ro.json');
   writeFileSync(file, serializeSnapshot(new Map([['users', []]])));
   const store = await openReadOnlyStore({ kind: 'snapshot', file });
-  for (const method of ['updateMany', 'transaction', 'insertOne', 'assertTransactional']) {
+  for (const method of [
+    'updateMany',
+    'replaceOne',
+    'insertMany',
+    'insertOne',
+    'transaction',
+    'assertTransactional',
+    'ensureCollections',
+    'settle',
+  ]) {
     assert.equal(method in store, false, `snapshot preview store has ${method}`);
     assert.equal(method in MongoReadOnlyStore.prototype, false, `mongo preview store has ${method}`);
   }
