@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { DEFAULT_HISTORY_FILE } from '../src/options.js';
@@ -9,6 +9,7 @@ import { countWhere, lastRecord } from './helpers/assertions.js';
 import { wirePeerBackend } from './helpers/backends.js';
 import { LAUNCHER, spawnCli, spawnCliAsync, tempDir } from './helpers/cli.js';
 import { demoData, IDS } from './helpers/data.js';
+import { startWirePeer } from './wire-peer/index.js';
 
 const dir = tempDir();
 after(() => dir.remove());
@@ -87,6 +88,50 @@ test('the guide command runs as written through the launcher against a server (-
     await peer.close();
   }
 });
+
+for (const signal of ['SIGHUP', 'SIGINT'] as const) {
+  test(`a real ${signal} to the launcher inside the transaction: killed on the server, nothing committed, exit 1`, async () => {
+    const peer = await startWirePeer();
+    const backend = await wirePeerBackend('signal', peer);
+    try {
+      const loaded = await backend.load(demoData());
+      const before = await loaded.state();
+      const history = join(dir.path, `${signal}-history.json`);
+      // The first update inside the transaction is held 3 s: long enough to be interrupted in it.
+      peer.failCommand({
+        mode: { times: 1 },
+        data: { failCommands: ['update'], blockConnection: true, blockTimeMS: 3_000 },
+      });
+      peer.clearLog();
+      const result = await spawnCliAsync(
+        [
+          '--sources',
+          'acme_west,acme_east',
+          '--destination',
+          'acme_corporate',
+          ...loaded.args,
+          '--output-file',
+          history,
+        ],
+        // Half a second after the transaction starts, its first update is being held.
+        { interrupt: { when: /Applying in one transaction:/, signal, afterMs: 500 } },
+      );
+      assert.equal(result.code, 1, result.stderr);
+      assert.match(result.stderr, new RegExp(`Interrupted \\(${signal}\\): stopping at the next safe point`));
+      assert.match(result.stderr, /before the commit: the transaction was aborted, nothing was committed/);
+      assert.ok(
+        peer.log.some((entry) => entry.name === 'killSessions'),
+        'the server transaction was killed, not left to its lifetime limit',
+      );
+      assert.equal(peer.log.filter((entry) => entry.name === 'commitTransaction').length, 0);
+      assert.equal(await loaded.state(), before);
+      assert.equal(lastRecord(history).status, 'failed');
+      assert.equal(existsSync(`${history}.lock`), false);
+    } finally {
+      await backend.close();
+    }
+  });
+}
 
 test('without a build the launcher says how to build instead of crashing', () => {
   const bare = join(dir.path, 'bare');

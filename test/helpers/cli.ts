@@ -52,7 +52,16 @@ export function spawnCli(args: string[], options: { cwd?: string; env?: NodeJS.P
 export function spawnNodeAsync(
   script: string,
   args: string[],
-  options: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+  options: {
+    cwd?: string;
+    env?: NodeJS.ProcessEnv;
+    timeoutMs?: number;
+    /**
+     * Send `signal` to the child `afterMs` after its stderr first matches `when` (a real Ctrl-C, SIGTERM or
+     * dropped ssh session).
+     */
+    interrupt?: { when: RegExp; signal: NodeJS.Signals; afterMs?: number };
+  } = {},
 ): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [script, ...args], {
@@ -65,8 +74,14 @@ export function spawnNodeAsync(
     child.stdout.setEncoding('utf8').on('data', (text: string) => {
       stdout += text;
     });
+    let interrupted = false;
     child.stderr.setEncoding('utf8').on('data', (text: string) => {
       stderr += text;
+      if (options.interrupt && !interrupted && options.interrupt.when.test(stderr)) {
+        interrupted = true;
+        const { signal, afterMs = 0 } = options.interrupt;
+        setTimeout(() => child.kill(signal), afterMs);
+      }
     });
     const timer = setTimeout(() => child.kill(), options.timeoutMs ?? 60_000);
     child.on('error', (error) => {
@@ -83,12 +98,9 @@ export function spawnNodeAsync(
 /** spawnCli without blocking the event loop: for a launcher run against a server in this process. */
 export function spawnCliAsync(
   args: string[],
-  options: { cwd?: string; env?: NodeJS.ProcessEnv } = {},
+  options: Omit<NonNullable<Parameters<typeof spawnNodeAsync>[2]>, 'env'> & { env?: NodeJS.ProcessEnv } = {},
 ): Promise<CliResult> {
-  return spawnNodeAsync(LAUNCHER, args, {
-    cwd: options.cwd,
-    env: { PATH: process.env.PATH, ...options.env },
-  });
+  return spawnNodeAsync(LAUNCHER, args, { ...options, env: { PATH: process.env.PATH, ...options.env } });
 }
 
 export function tempDir(): { path: string; remove(): void } {
