@@ -21,6 +21,7 @@ const files = ['--snapshot', snapshot, '--output-file', history];
 const steps = [
   { title: 'Step 1: preview (writes nothing)', args: ['--preview', ...common, ...files] },
   { title: 'Step 2: execute the merge', args: [...common, ...files] },
+  { title: "Step 3: verify it with the guide's checks", args: ['verify', ...files] },
 ];
 
 for (const step of steps) {
@@ -34,11 +35,14 @@ for (const step of steps) {
   }
 }
 
-console.log('\n== Step 3: last migration history record ==');
+console.log('\n== Step 4: last migration history record ==');
 const records = JSON.parse(fs.readFileSync(history, 'utf8'));
 console.log(JSON.stringify(records.at(-1), null, 2));
 
 console.log(`\nDemo files are in ${tmp}`);
+console.log(
+  `To undo it: node scripts/migrateCustomerData.js rollback ${records.at(-1).id} --preview ${files.join(' ')}`,
+);
 console.log('To see username conflicts, try:');
 console.log(
   `  node scripts/migrateCustomerData.js --preview --sources acme_aviation,regional_ag --destination consolidated_ag --snapshot ${snapshot}`,

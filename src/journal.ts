@@ -17,7 +17,7 @@ import type { ReadStore, TransactionStore } from './store/types.js';
  * (measured: +20 MB peak RSS from 1k to 100k moved jobs, the garbage of the stream) and the journal costs two
  * commands per chunk.
  */
-export const CHUNK_IDS = 1_000;
+const CHUNK_IDS = 1_000;
 
 export type AccountRole = 'source' | 'converted' | 'merged';
 

@@ -364,7 +364,7 @@ function historyFile(raw: Record<string, unknown>, context: OptionContext): stri
 }
 
 /** `agmission.json` -> `agmission.history.json` beside it: a rehearsal never mixes into the production trail. */
-export function rehearsalHistoryFile(snapshot: string): string {
+function rehearsalHistoryFile(snapshot: string): string {
   const name = basename(snapshot, extname(snapshot));
   return join(dirname(snapshot), `${name}.history.json`);
 }

@@ -167,13 +167,13 @@ export function finish(record: HistoryRecord, startedAt: Date): HistoryRecord {
   return record;
 }
 
-export const SECRET_MARKER = '[masked: the whole document is in the journal collection]';
+const SECRET_MARKER = '[masked: the whole document is in the journal collection]';
 
 /**
  * A field is a credential when one of the words of its name (camelCase, snake_case, kebab-case), singular or
  * plural, is one of the secret words: `passwordHash`, `api_key`, `loginTokens` are; `monkey`, `keyboard` are not.
  */
-export function isSecretField(name: string, words: string[]): boolean {
+function isSecretField(name: string, words: string[]): boolean {
   const parts = name
     .replace(/([a-z0-9])([A-Z])/g, '$1 $2')
     .toLowerCase()
@@ -183,7 +183,7 @@ export function isSecretField(name: string, words: string[]): boolean {
   );
 }
 
-export function maskSecrets(document: Document, words: string[]): Document {
+function maskSecrets(document: Document, words: string[]): Document {
   const walk = (value: unknown): unknown => {
     if (Array.isArray(value)) return value.map(walk);
     if (value === null || typeof value !== 'object' || Object.getPrototypeOf(value) !== Object.prototype)

@@ -6,7 +6,7 @@ import { USERS } from './schema.js';
 import { collect, type ReadStore } from './store/types.js';
 
 /** Drifted documents listed in a refusal; the rest are counted. */
-export const DRIFT_LIST_CAP = 20;
+const DRIFT_LIST_CAP = 20;
 
 export interface DriftItem {
   collection: string;
@@ -33,7 +33,7 @@ export interface RollbackPlan {
 }
 
 /** Two documents are the same when their canonical Extended JSON is: values, types and field order. */
-export function sameDocument(a: Document | undefined, b: Document | undefined): boolean {
+function sameDocument(a: Document | undefined, b: Document | undefined): boolean {
   if (!a || !b) return a === b;
   return BSON.EJSON.stringify(a, { relaxed: false }) === BSON.EJSON.stringify(b, { relaxed: false });
 }

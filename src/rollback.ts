@@ -183,7 +183,7 @@ function statsOf(restored: Restored): Pick<HistoryRecord, 'stats'> {
   return { stats };
 }
 
-export function renderRollback(plan: RollbackPlan, target: string, mode: 'preview' | 'execute'): string {
+function renderRollback(plan: RollbackPlan, target: string, mode: 'preview' | 'execute'): string {
   const { head } = plan;
   const lines = [
     mode === 'preview' ? 'Rollback: PREVIEW (read-only, nothing will be written)' : 'Rollback: EXECUTE',

@@ -302,7 +302,7 @@ function arrayFilter(field: string, values: unknown[]): Document {
  * One pipeline update per field maps every moved value to its target in the value's own spelling: constant in
  * the number of sources and of merged accounts.
  */
-export function switchUpdate(field: string, moves: Pick<Move, 'from' | 'to'>[]): Document[] {
+function switchUpdate(field: string, moves: Pick<Move, 'from' | 'to'>[]): Document[] {
   return [{ $set: { [field]: valueSwitch(`$${field}`, moves, `$${field}`) } }];
 }
 

@@ -76,7 +76,7 @@ export async function loadReferenceMap(file: string | undefined): Promise<Refere
   return validateReferenceMap(parsed, file);
 }
 
-export function validateReferenceMap(value: unknown, source: string): ReferenceMap {
+function validateReferenceMap(value: unknown, source: string): ReferenceMap {
   const fail = (problem: string): never => {
     throw new UsageError(`Invalid reference map in ${source}: ${problem}; see "Reference map" in the README`);
   };

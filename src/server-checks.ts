@@ -37,7 +37,7 @@ export async function assessPlan(store: ReadStore, plan: Plan, facts: ServerFact
   return { warnings, blockers, threshold };
 }
 
-export function thresholdOf(facts: Pick<ServerFacts, 'cacheBytes'>): Assessment['threshold'] {
+function thresholdOf(facts: Pick<ServerFacts, 'cacheBytes'>): Assessment['threshold'] {
   if (facts.cacheBytes === undefined) {
     return {
       documents: FALLBACK_WARNING_DOCUMENTS,

@@ -17,6 +17,7 @@ test('npm run demo previews, migrates scenario 2 in a temp folder, and leaves th
     assert.equal(result.status, 0, result.stdout + result.stderr);
     assert.match(result.stdout, /== Step 1: preview \(writes nothing\) ==[\s\S]*Execution would proceed\./);
     assert.match(result.stdout, /Migration completed in \d+ ms: 28 document\(s\) modified/);
+    assert.match(result.stdout, /== Step 3: verify it with the guide's checks ==[\s\S]*All checks passed\./);
     assert.ok(folder, 'the demo says where its files are');
     const history = JSON.parse(readFileSync(join(folder, 'migration_history.json'), 'utf8'));
     assert.equal(history.length, 1);

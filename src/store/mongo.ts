@@ -51,7 +51,7 @@ const MAX_COMMIT_TIME_MS = 30_000;
  * fails with WriteConflict (transient) rather than TransactionTooLargeForCache: three attempts are enough for
  * a passing conflict, and stop a transaction that cannot fit from holding its locks for minutes.
  */
-export const MAX_TRANSACTION_ATTEMPTS = 3;
+const MAX_TRANSACTION_ATTEMPTS = 3;
 /** A killSessions sent on an interruption must not keep the operator waiting. */
 const KILL_SESSION_MS = 5_000;
 const SETTLE_ATTEMPTS = 5;
@@ -619,7 +619,7 @@ function selectionProblem(error: MongoServerSelectionError, description: string)
  * Say what happened in the operator's terms instead of showing the server's error. Every error reaching this
  * point arrived before a commit was sent, so "nothing was committed" is known.
  */
-export function explainMongoError(error: unknown, description: string): unknown {
+function explainMongoError(error: unknown, description: string): unknown {
   if (!(error instanceof MongoError)) return error;
   const plain = (message: string) => new RuntimeError(message, { cause: error });
   if (error instanceof MongoServerSelectionError) return selectionProblem(error, description);
