@@ -1,8 +1,8 @@
 import { format } from 'node:util';
 import createDebug from 'debug';
 import type { ActionContext } from './context.js';
-import { ExitCode } from './errors.js';
-import { asMigrationError, executeMigration } from './execute.js';
+import { asMigrationError, ExitCode } from './errors.js';
+import { executeMigration } from './execute.js';
 import { type Interruption, type SignalSource, watchSignals } from './interrupt.js';
 import { HelpShown, type OptionContext, parseOptions, type ToolCommand } from './options.js';
 import { createOutput, type Output } from './output.js';

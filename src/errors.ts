@@ -73,6 +73,17 @@ export class InterruptedError extends MigrationError {
   readonly exitCode = ExitCode.failed;
 }
 
+/** Anything thrown becomes a MigrationError; what the tool did not foresee happened before any commit. */
+export function asMigrationError(error: unknown): MigrationError {
+  if (error instanceof Error && 'exitCode' in error && 'context' in error) return error as MigrationError;
+  return new RuntimeError(
+    `Unexpected error: ${errorMessage(error)}; nothing was committed (details: DEBUG=agm:*)`,
+    {
+      cause: error,
+    },
+  );
+}
+
 export function errorMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }

@@ -3,12 +3,11 @@ import { type Applied, applyMigration } from './apply.js';
 import { commitSettled, recordCommitted } from './commit.js';
 import type { ActionContext } from './context.js';
 import {
+  asMigrationError,
   BlockedError,
   CompletedUnrecordedError,
   ExitCode,
   errorMessage,
-  type MigrationError,
-  RuntimeError,
 } from './errors.js';
 import { appendHistory, checkHistoryFile, type HistoryLock, lockHistory } from './history.js';
 import type { MigrateCommand } from './options.js';
@@ -76,7 +75,7 @@ export async function executeMigration(
     const view: PlanView = { plan, target: store.description, threshold: assessment.threshold, refusals: [] };
     output.report(renderPlan(view, 'execute'));
     if (isBlocked(plan)) throw blockedAbort(plan);
-    interruption.signal.throwIfAborted();
+    interruption.stopIfInterrupted();
 
     const applied = await commit(store, command, map, run, output, context);
     return await afterCommit(store, applied, {
@@ -201,6 +200,19 @@ interface Committed {
  * exit 4 with the record printed, never into "nothing was committed".
  */
 async function afterCommit(store: Store, applied: Applied, committed: Committed): Promise<ExitCode> {
+  try {
+    return await keepCommitted(store, applied, committed);
+  } catch (error) {
+    if (error instanceof CompletedUnrecordedError) throw error;
+    const id = committed.run.id;
+    throw new CompletedUnrecordedError(
+      `The migration ${id} COMPLETED, but what follows the commit failed (${errorMessage(error)}); run verify ${id}, and keep this message as its record`,
+      { cause: error },
+    );
+  }
+}
+
+async function keepCommitted(store: Store, applied: Applied, committed: Committed): Promise<ExitCode> {
   const { command, map, run, view, output, context } = committed;
   const record = completedRecord(run, applied);
   context.interruption.onForce(() => completedStop(record));
@@ -250,14 +262,4 @@ function blockedAbort(plan: Plan): BlockedError {
   return new BlockedError(`${head}; nothing was changed: ${plan.blockers.map((b) => b.message).join('; ')}`, {
     context: { plan },
   });
-}
-
-export function asMigrationError(error: unknown): MigrationError {
-  if (error instanceof Error && 'exitCode' in error && 'context' in error) return error as MigrationError;
-  return new RuntimeError(
-    `Unexpected error: ${errorMessage(error)}; nothing was committed (details: DEBUG=agm:*)`,
-    {
-      cause: error,
-    },
-  );
 }

@@ -1,3 +1,5 @@
+import { InterruptedError } from './errors.js';
+
 /**
  * Ctrl-C, SIGTERM and SIGHUP (a dropped ssh session) do not kill the tool: they abort `signal`, and the run
  * stops at its next safe point (before the commit: the transaction is aborted on the server, the lock
@@ -12,6 +14,8 @@ export interface ForcedStop {
 
 export interface Interruption {
   readonly signal: AbortSignal;
+  /** Between stages: stop here, before anything is written, if a signal came. */
+  stopIfInterrupted(): void;
   /** What a forced stop should say now; the run updates it as it passes its phases. */
   onForce(describe: () => ForcedStop): void;
   dispose(): void;
@@ -56,6 +60,13 @@ export function watchSignals(
   for (const name of SIGNALS) source.on(name, onSignal);
   return {
     signal: controller.signal,
+    stopIfInterrupted: () => {
+      if (controller.signal.aborted) {
+        throw new InterruptedError(
+          `Interrupted (${String(controller.signal.reason)}) before anything was written`,
+        );
+      }
+    },
     onForce: (next) => {
       describe = next;
     },

@@ -1,19 +1,17 @@
 import createDebug from 'debug';
 import { replaceFile } from './atomic-file.js';
 import type { ActionContext } from './context.js';
-import { ExitCode, type MigrationError } from './errors.js';
-import { asMigrationError } from './execute.js';
-import { checkHistoryFile } from './history.js';
+import { ExitCode } from './errors.js';
 import { renderMarkdown } from './markdown.js';
 import type { MigrateCommand } from './options.js';
 import type { Output } from './output.js';
+import { executionRefusals } from './preflight.js';
 import { newRunId } from './record.js';
-import { type PlanView, planJson, type Refusal, renderPlan } from './report.js';
+import { type PlanView, planJson, renderPlan } from './report.js';
 import { resolveCustomers } from './resolve.js';
 import { isBlocked, scanMigration } from './scan.js';
 import { loadReferenceMap, mappedCollections } from './schema.js';
 import { assessPlan } from './server-checks.js';
-import { checkSnapshotWritable } from './store/snapshot.js';
 
 const log = createDebug('agm:migrate-customer-data');
 
@@ -66,23 +64,4 @@ export async function previewMigration(
   } finally {
     await store.close();
   }
-}
-
-/** The checks execute makes before writing anything, as refusals to show instead of errors to throw. */
-async function executionRefusals(command: MigrateCommand): Promise<Refusal[]> {
-  const checks = [() => checkHistoryFile(command.historyFile)];
-  if (command.target.kind === 'snapshot') {
-    const file = command.target.file;
-    checks.push(() => checkSnapshotWritable(file));
-  }
-  const refusals: Refusal[] = [];
-  for (const check of checks) {
-    try {
-      await check();
-    } catch (error) {
-      const failure: MigrationError = asMigrationError(error);
-      refusals.push({ message: failure.message, exitCode: failure.exitCode });
-    }
-  }
-  return refusals;
 }

@@ -1,12 +1,18 @@
 import createDebug from 'debug';
 import { commitSettled, recordCommitted } from './commit.js';
 import type { ActionContext } from './context.js';
-import { BlockedError, ExitCode } from './errors.js';
-import { asMigrationError } from './execute.js';
+import {
+  asMigrationError,
+  BlockedError,
+  CompletedUnrecordedError,
+  ExitCode,
+  errorMessage,
+} from './errors.js';
 import { appendHistory, checkHistoryFile, type HistoryLock, lockHistory } from './history.js';
 import type { RollbackCommand } from './options.js';
 import type { Output } from './output.js';
 import { plain } from './plain.js';
+import { executionRefusals } from './preflight.js';
 import { emptyStats, finish, type HistoryRecord, markFailed, newRunId } from './record.js';
 import { type Restored, restoreMigration } from './restore.js';
 import { planRollback, type RollbackPlan } from './rollback-plan.js';
@@ -33,7 +39,7 @@ export async function rollbackMigration(
 
   await checkHistoryFile(command.historyFile);
   const startedAt = new Date();
-  const record = rollbackRecord(newRunId(), command.migrationId, describeTarget(command.target));
+  const record = rollbackRecord(newRunId(), command.migrationId, describeTarget(command.target), startedAt);
   context.interruption.onForce(() => ({
     message: 'stopped before the commit: nothing was rolled back',
     exitCode: ExitCode.failed,
@@ -48,11 +54,20 @@ export async function rollbackMigration(
     await store.assertTransactional();
     output.report(renderRollback(plan, store.description, 'execute'));
     if (plan.blockers.length > 0) throw refusal(plan);
-    context.interruption.signal.throwIfAborted();
+    context.interruption.stopIfInterrupted();
     const restored = await commitRollback(store, command, journal, record, startedAt, output, context);
-    Object.assign(record, { status: 'rolled_back' }, statsOf(restored));
-    finish(record, startedAt);
-    await recordCommitted(command.historyFile, record, 'rollback', output);
+    // From here the rollback is committed: nothing may say otherwise.
+    try {
+      Object.assign(record, { status: 'rolled_back' }, statsOf(restored));
+      finish(record, startedAt);
+      await recordCommitted(command.historyFile, record, 'rollback', output);
+    } catch (error) {
+      if (error instanceof CompletedUnrecordedError) throw error;
+      throw new CompletedUnrecordedError(
+        `The rollback ${record.id} COMPLETED, but recording it failed (${errorMessage(error)}); run verify ${command.migrationId}`,
+        { cause: error },
+      );
+    }
     if (command.json) output.json({ mode: 'rollback', status: 'rolled_back', record });
     else {
       output.report(
@@ -86,20 +101,33 @@ async function previewRollback(
   context: ActionContext,
   journal: string,
 ): Promise<ExitCode> {
+  const refusals = await executionRefusals(command);
   const store = await context.openReadOnlyStore(command.target, { pointInTime: true });
   try {
     const plan = await planRollback(store, journal, command.migrationId, store.description);
+    const blockers = [...plan.blockers, ...refusals.map((refusal) => refusal.message)];
+    const exitCode = refusals[0]?.exitCode ?? (plan.blockers.length > 0 ? ExitCode.blocked : ExitCode.ok);
     if (command.json) {
       output.json({
         mode: 'rollback-preview',
         target: store.description,
-        wouldProceed: plan.blockers.length === 0,
-        plan: plain(plan),
+        wouldProceed: exitCode === ExitCode.ok,
+        plan: plain({
+          migration: plan.head._id,
+          status: plan.head.status,
+          sources: plan.head.sources,
+          destination: plan.head.destination,
+          restores: plan.restores,
+          // Before-images hold credentials: the JSON names the accounts, the journal keeps the documents.
+          accounts: plan.accounts.map(({ _id, role }) => ({ _id, role })),
+          drift: plan.drift,
+          blockers,
+        }),
       });
     } else {
-      output.report(renderRollback(plan, store.description, 'preview'));
+      output.report(renderRollback({ ...plan, blockers }, store.description, 'preview'));
     }
-    return plan.blockers.length > 0 ? ExitCode.blocked : ExitCode.ok;
+    return exitCode as ExitCode;
   } finally {
     await store.close();
   }
@@ -144,12 +172,12 @@ function refusal(plan: RollbackPlan): BlockedError {
   return new BlockedError(`Rollback refused; nothing was written: ${plan.blockers.join('; ')}`);
 }
 
-function rollbackRecord(id: string, migrationId: string, target: string): HistoryRecord {
+function rollbackRecord(id: string, migrationId: string, target: string, startedAt: Date): HistoryRecord {
   return {
     id,
     status: 'failed',
     rollsBack: migrationId,
-    startedAt: '',
+    startedAt: startedAt.toISOString(),
     finishedAt: '',
     durationMs: 0,
     target,
@@ -166,7 +194,6 @@ function rollbackRecord(id: string, migrationId: string, target: string): Histor
 }
 
 function describeSubject(record: HistoryRecord, plan: RollbackPlan): void {
-  record.startedAt = new Date().toISOString();
   record.sources = plan.head.sources.map((s) => ({ id: s._id.toHexString(), username: s.username }));
   record.destination = {
     id: plan.head.destination._id.toHexString(),

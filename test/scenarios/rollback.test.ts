@@ -305,7 +305,7 @@ for (const backend of await allBackends('rollback')) {
         services: { resume: { loginTokens: ['tok'] } },
         monkey: 'kept',
       });
-      const { loaded, history, id } = await migrated(
+      const { loaded, history, id, cli } = await migrated(
         ['--sources', 'west', '--destination', 'hq', '--merge-conflicts'],
         data,
       );
@@ -323,6 +323,17 @@ for (const backend of await allBackends('rollback')) {
       assert.equal(
         head.accounts.find((a: Document) => a.role === 'merged').before.passwordHash,
         'bcrypt$secret',
+      );
+      const preview = await cli(['rollback', id, '--preview', '--json']);
+      assert.equal(preview.code, 0, preview.stderr);
+      assert.doesNotMatch(
+        preview.stdout,
+        /bcrypt\$secret|"tok"/,
+        'the rollback preview names accounts, not secrets',
+      );
+      assert.deepEqual(
+        JSON.parse(preview.stdout).plan.accounts.map((a: Document) => a.role),
+        ['source', 'merged'],
       );
     });
   });
