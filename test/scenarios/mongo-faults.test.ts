@@ -9,7 +9,7 @@ import { lastRecord, readHistoryFile } from '../helpers/assertions.js';
 import { type Backend, journalOf, mongoBackend, testOn, wirePeerBackend } from '../helpers/backends.js';
 import { runCli, tempDir } from '../helpers/cli.js';
 import { demoData, IDS } from '../helpers/data.js';
-import { startWirePeer } from '../wire-peer/index.js';
+import { startWirePeer, type WirePeer, type WirePeerOptions } from '../wire-peer/index.js';
 
 /**
  * What the tool says when a MongoDB server answers badly, and what the data and the history say afterwards.
@@ -354,11 +354,14 @@ describe('server answers only the wire peer can play', () => {
   const dir = tempDir();
   after(() => dir.remove());
   let runs = 0;
-  /** A peer of its own with the demo data in `agmission`, and the CLI pointed at it. */
-  const peerWith = async (
-    options: Parameters<typeof startWirePeer>[0] = {},
-    params: Record<string, string> = {},
-  ) => {
+  /**
+   * A peer of its own with the demo data in `agmission`, the CLI pointed at it (with `params` in the URI), closed
+   * when `work` ends.
+   */
+  const onPeer = async (
+    { params = {}, ...options }: WirePeerOptions & { params?: Record<string, string> },
+    work: (context: { peer: WirePeer; uri: string; history: string; cli: typeof runCli }) => Promise<void>,
+  ): Promise<void> => {
     // Loaded as a primary (a secondary refuses writes), then playing the role asked for.
     const secondary = options.role === 'secondary';
     const peer = await startWirePeer(secondary ? { ...options, role: 'primary' } : options);
@@ -374,15 +377,18 @@ describe('server answers only the wire peer can play', () => {
     const uri = peer.uri('agmission', params);
     const cli = (args: string[], env: Parameters<typeof runCli>[1] = {}) =>
       runCli([...args, '--uri', uri, '--output-file', history], env);
-    return { peer, uri, history, cli };
+    try {
+      await work({ peer, uri, history, cli });
+    } finally {
+      await peer.close();
+    }
   };
 
   const test = (name: string, fn: () => Promise<void>) =>
     testOn({ name: 'wire peer', skip: false } as Backend)(name, fn);
 
   test('a standalone, a secondary and a set without a primary are refused with what to do, exit 1', async () => {
-    const standalone = await peerWith({ role: 'standalone' });
-    try {
+    await onPeer({ role: 'standalone' }, async (standalone) => {
       const result = await standalone.cli(ARGS);
       assert.equal(result.code, 1, result.stderr);
       assert.match(
@@ -390,33 +396,24 @@ describe('server answers only the wire peer can play', () => {
         /is a standalone server and cannot run transactions; use a replica set or mongos/,
       );
       assert.equal(standalone.peer.log.filter((e) => ['update', 'insert'].includes(e.name)).length, 0);
-    } finally {
-      await standalone.peer.close();
-    }
-    const secondary = await peerWith({ role: 'secondary' }, { directConnection: 'true' });
-    try {
+    });
+    await onPeer({ role: 'secondary', params: { directConnection: 'true' } }, async (secondary) => {
       const result = await secondary.cli(ARGS);
       assert.equal(result.code, 1, result.stderr);
       assert.match(result.stderr, /is not the primary of replica set rs0; connect with the replica set URI/);
-    } finally {
-      await secondary.peer.close();
-    }
-    const noPrimary = await peerWith({ role: 'secondary' }, { serverSelectionTimeoutMS: '1500' });
-    try {
+    });
+    await onPeer({ role: 'secondary', params: { serverSelectionTimeoutMS: '1500' } }, async (noPrimary) => {
       const result = await noPrimary.cli(ARGS);
       assert.equal(result.code, 1, result.stderr);
       assert.match(
         result.stderr,
         /Replica set rs0 of MongoDB .* has no primary \(an election may be in progress/,
       );
-    } finally {
-      await noPrimary.peer.close();
-    }
+    });
   });
 
   test('mongos: a reference field in a shard key refuses the plan before anything is written, exit 3', async () => {
-    const mongos = await peerWith({ role: 'mongos' });
-    try {
+    await onPeer({ role: 'mongos' }, async (mongos) => {
       await withClient(mongos.uri, (client) =>
         client
           .db('config')
@@ -436,14 +433,11 @@ describe('server answers only the wire peer can play', () => {
         mongos.peer.log.filter((e) => ['update', 'insert', 'commitTransaction'].includes(e.name)).length,
         0,
       );
-    } finally {
-      await mongos.peer.close();
-    }
+    });
   });
 
   test('a server before hello (4.2.0-4.2.9): isMaster answers, the preview reads in a read-only transaction', async () => {
-    const old = await peerWith({ helloCommand: false, maxWireVersion: 8 });
-    try {
+    await onPeer({ helloCommand: false, maxWireVersion: 8 }, async (old) => {
       old.peer.clearLog();
       const preview = await old.cli(['--preview', ...ARGS]);
       assert.equal(preview.code, 0, preview.stderr);
@@ -460,14 +454,11 @@ describe('server answers only the wire peer can play', () => {
       const execute = await old.cli(ARGS);
       assert.equal(execute.code, 0, execute.stderr);
       assert.equal(lastRecord(old.history).status, 'completed');
-    } finally {
-      await old.peer.close();
-    }
+    });
   });
 
   test('unindexed reference fields are warned about; a unique index the plan would break refuses it', async () => {
-    const indexed = await peerWith();
-    try {
+    await onPeer({}, async (indexed) => {
       const preview = await indexed.cli(['--preview', ...ARGS]);
       assert.match(
         preview.stdout,
@@ -496,14 +487,11 @@ describe('server answers only the wire peer can play', () => {
         refused.stdout,
         /unique index parent_username on users would be violated under the destination \(username: "pilot_mike"\)/,
       );
-    } finally {
-      await indexed.peer.close();
-    }
+    });
   });
 
   test("the size warning comes from the server's cache size, or says it fell back", async () => {
-    const sized = await peerWith({ cacheSizeBytes: 8 * 2 ** 20 });
-    try {
+    await onPeer({ cacheSizeBytes: 8 * 2 ** 20 }, async (sized) => {
       const preview = await sized.cli(['--preview', ...ARGS]);
       assert.match(
         preview.stdout,
@@ -516,14 +504,11 @@ describe('server answers only the wire peer can play', () => {
         /WARNING: Could not read WiredTiger cache size \(serverStatus: .*\); the checks that need it were skipped/,
       );
       assert.match(fallback.stdout, /warning above 100000: fallback: no server cache size known/);
-    } finally {
-      await sized.peer.close();
-    }
+    });
   });
 
   test('a server that does not answer at all fails fast, naming the host (exit 1, a failed record)', async () => {
-    const gone = await peerWith({}, { serverSelectionTimeoutMS: '1000' });
-    try {
+    await onPeer({ params: { serverSelectionTimeoutMS: '1000' } }, async (gone) => {
       await gone.peer.stopListening();
       const started = Date.now();
       const result = await gone.cli(ARGS);
@@ -534,22 +519,17 @@ describe('server answers only the wire peer can play', () => {
         /Error: Cannot reach MongoDB 127\.0\.0\.1:\d+\/agmission (within 1 s )?\(connect ECONNREFUSED .*\); check --uri or MONGODB_URI/,
       );
       assert.equal(lastRecord(gone.history).status, 'failed');
-    } finally {
-      await gone.peer.close();
-    }
+    });
   });
 
   test('a failover in the middle of the transaction: the work runs again on the new primary and completes', async () => {
-    const failover = await peerWith();
-    try {
+    await onPeer({}, async (failover) => {
       const result = await runCli([...ARGS, '--uri', failover.uri, '--output-file', failover.history], {
         openStore: during(() => failover.peer.unreachable(1_500)),
       });
       assert.equal(result.code, 0, result.stderr);
       assert.match(result.stderr, /transaction retried by MongoDB \(attempt 2\)/);
       assert.equal(lastRecord(failover.history).status, 'completed');
-    } finally {
-      await failover.peer.close();
-    }
+    });
   });
 });
