@@ -1,11 +1,13 @@
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe } from 'node:test';
+import { openStore } from '../src/store/index.js';
+import type { Store, StoreTarget } from '../src/store/types.js';
 import { assertNoFile, lastRecord } from './helpers/assertions.js';
 import { allBackends, testOn } from './helpers/backends.js';
 import { runCli, tempDir } from './helpers/cli.js';
-import { demoData } from './helpers/data.js';
+import { demoData, IDS } from './helpers/data.js';
 
 for (const backend of await allBackends('execute')) {
   describe(`execute on the ${backend.name} back end`, () => {
@@ -18,6 +20,47 @@ for (const backend of await allBackends('execute')) {
 
     /** The demo data, freshly loaded: the arguments that point the tool at it. */
     const demo = async () => (await backend.load(demoData())).args;
+
+    it('committed, but the history file cannot take the record: COMPLETED, the record printed, exit 4', async () => {
+      const loaded = await backend.load(demoData());
+      const history = join(dir.path, 'lost-history.json');
+      // The history path turns into a folder between the commit and the record.
+      const breaking = async (target: StoreTarget): Promise<Store> => {
+        const store = await openStore(target);
+        const wrapped: Store = Object.create(store);
+        wrapped.transaction = async (work, options) => {
+          const result = await store.transaction(work, options);
+          mkdirSync(history);
+          return result;
+        };
+        return wrapped;
+      };
+      const result = await runCli(
+        [
+          '--sources',
+          'acme_west',
+          '--destination',
+          'acme_corporate',
+          ...loaded.args,
+          '--output-file',
+          history,
+        ],
+        { openStore: breaking },
+      );
+      assert.equal(result.code, 4, result.stderr);
+      assert.match(
+        result.stderr,
+        /Error: The migration COMPLETED, but its record could not be appended to .*lost-history\.json \(.*\); save the record printed above/,
+      );
+      const printed = JSON.parse(
+        result.stderr.slice(result.stderr.indexOf('{'), result.stderr.lastIndexOf('}') + 1),
+      );
+      assert.equal(printed.status, 'completed');
+      assert.ok(printed.journal.documents > 0);
+      const users = (await loaded.dump()).users ?? [];
+      assert.equal(users.find((u) => String(u._id) === IDS.acme_west)?.markedDelete, true, 'it did commit');
+      assert.doesNotMatch(result.stderr, /rolled back|nothing was committed/);
+    });
 
     it('a migration holding the history lock keeps a second one out, which changes and records nothing', async () => {
       const loaded = await backend.load(demoData());
