@@ -71,6 +71,7 @@ test('a URI that does not parse is never echoed: the whole userinfo up to the la
     'mongodb://ops:Secr3t/pw@db1/agm',
     'mongodb://ops:Pa55@word@db1/agm',
     'mongodb://user:pass@host:port/dbname',
+    'mongodb://ops:Secr3t@db1/agm?readPreference=bogus',
   ]) {
     for (const mode of [['--preview'], []]) {
       const result = await runCli([
