@@ -22,7 +22,7 @@ import {
   renderStragglers,
 } from './report.js';
 import { resolveCustomers, type Source } from './resolve.js';
-import { isBlocked, type Plan, scalarFilter, scanMigration } from './scan.js';
+import { isBlocked, type Plan, scalarFilter, scanMigration, spellings } from './scan.js';
 import { fieldRefs, loadReferenceMap, mappedCollections, type ReferenceMap } from './schema.js';
 import { assessPlan } from './server-checks.js';
 import { describeTarget } from './store/index.js';
@@ -175,7 +175,7 @@ async function recount(
   map: ReferenceMap,
   sources: Source[],
 ): Promise<Record<string, number>> {
-  const values = sources.flatMap((source) => [source._id, source._id.toHexString()]);
+  const values = sources.flatMap((source) => spellings(source._id));
   const stragglers: Record<string, number> = {};
   for (const ref of fieldRefs(map.customerRefs, map)) {
     if (applied.plan.options.skipInvoices && ref.invoice) continue;

@@ -16,6 +16,12 @@ export function plain(value: unknown): unknown {
   return Object.fromEntries(Object.entries(value).map(([key, entry]) => [key, plain(entry)]));
 }
 
+/** A BSON value as a message shows it: relaxed Extended JSON (`{"$oid":"…"}`, `"a string"`), or `absent`. */
+export function showValue(value: unknown, absent: string): string {
+  if (value === undefined || value === null) return absent;
+  return BSON.EJSON.stringify({ v: value }, { relaxed: true }).slice(5, -1);
+}
+
 /** Canonical Extended JSON as an object: every BSON type survives the trip through a JSON file. */
 export function canonical(document: Document): Document {
   return BSON.EJSON.serialize(document, { relaxed: false });

@@ -1,6 +1,7 @@
 import { BSON, type Document, ObjectId } from 'mongodb';
 import { UsageError } from './errors.js';
 import { chunksOf, type JournalAccount, type JournalChunk, type JournalHead, readHead } from './journal.js';
+import { showValue } from './plain.js';
 import { scalarFilter } from './scan.js';
 import { USERS } from './schema.js';
 import { collect, type ReadStore } from './store/types.js';
@@ -154,7 +155,7 @@ export async function driftIn(store: ReadStore, chunk: JournalChunk, value: unkn
         collection: chunk.collection,
         id: idText(id),
         fields: [chunk.field],
-        detail: `${chunk.field} is ${show(document[chunk.field])}, expected ${show(value)}`,
+        detail: `${chunk.field} is ${showValue(document[chunk.field], 'missing')}, expected ${showValue(value, 'missing')}`,
       });
     }
   }
@@ -185,9 +186,4 @@ export async function accountDrift(
 
 function idText(id: unknown): string {
   return id instanceof ObjectId ? id.toHexString() : String(id);
-}
-
-function show(value: unknown): string {
-  if (value === undefined) return 'missing';
-  return BSON.EJSON.stringify({ v: value }, { relaxed: true }).slice(5, -1);
 }

@@ -3,7 +3,7 @@ import { BSON, type ObjectId } from 'mongodb';
 import { type Conflict, findConflicts, type Tree } from './conflicts.js';
 import { ACCOUNT_PROJECTION, type Account, isDeleted, type ResolvedCustomers } from './resolve.js';
 import { ADMIN_KIND, CUSTOMER_KIND, type FieldRef, fieldRefs, type ReferenceMap, USERS } from './schema.js';
-import type { Document, ReadStore, Update } from './store/types.js';
+import { collect, type Document, type ReadStore, type Update } from './store/types.js';
 
 export interface MigrationOptions {
   mergeConflicts: boolean;
@@ -113,7 +113,7 @@ export function isBlocked(plan: Pick<Plan, 'blockers'>): boolean {
 }
 
 /** The values a customer or account can be referenced by: its ObjectId, and its hex string in old documents. */
-function spellings(id: ObjectId): [ObjectId, string] {
+export function spellings(id: ObjectId): [ObjectId, string] {
   return [id, id.toHexString()];
 }
 
@@ -213,7 +213,7 @@ async function scanField(
     arrayCount === 0
       ? []
       : (
-          await collectAll(
+          await collect(
             store.find(collection, arrayFilter(field, fromValues), { projection: { _id: 1 }, limit: 5 }),
           )
         ).map((document) => String(document._id));
@@ -281,12 +281,6 @@ async function collectGroups(
     groups.set(key, counts);
   }
   return groups;
-}
-
-async function collectAll(documents: AsyncIterable<Document>): Promise<Document[]> {
-  const all: Document[] = [];
-  for await (const document of documents) all.push(document);
-  return all;
 }
 
 /** Documents whose field holds one of the values as a single value, never as an element of an array. */

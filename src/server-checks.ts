@@ -1,5 +1,5 @@
 import type { Blocker, FieldScan, Plan } from './scan.js';
-import { scalarFilter } from './scan.js';
+import { scalarFilter, spellings } from './scan.js';
 import type { IndexInfo, ReadStore, ServerFacts } from './store/types.js';
 
 /**
@@ -94,7 +94,7 @@ async function uniqueIndexBlockers(
       const keys = Object.keys(index.key);
       if (!index.unique || !keys.includes(scanned.field)) continue;
       const others = keys.filter((key) => key !== scanned.field);
-      const values = [...scanned.moves.map((move) => move.from), destination, destination.toHexString()];
+      const values = [...scanned.moves.map((move) => move.from), ...spellings(destination)];
       const match = {
         ...scalarFilter(scanned.field, values),
         ...(index.partialFilterExpression ?? {}),

@@ -1,12 +1,13 @@
-import { BSON, type Document, ObjectId } from 'mongodb';
+import { type Document, ObjectId } from 'mongodb';
 import type { ActionContext } from './context.js';
 import { ExitCode, UsageError } from './errors.js';
 import { readHistory } from './history.js';
 import { chunksOf, type JournalHead } from './journal.js';
 import type { VerifyCommand } from './options.js';
 import type { Output } from './output.js';
+import { showValue } from './plain.js';
 import { accountDrift, type DriftItem, driftIn, journalEntry } from './rollback-plan.js';
-import { type Counts, SUB_ACCOUNT_KINDS } from './scan.js';
+import { type Counts, SUB_ACCOUNT_KINDS, spellings } from './scan.js';
 import { CUSTOMER_KIND, fieldRefs, loadReferenceMap, type ReferenceMap, USERS } from './schema.js';
 import { collect, type ReadOnlyStore } from './store/types.js';
 
@@ -68,10 +69,6 @@ async function latestCompleted(historyFile: string): Promise<string> {
 
 function check(name: string, passed: boolean, detail: string): Check {
   return { name, passed, detail };
-}
-
-function spellings(id: ObjectId): (ObjectId | string)[] {
-  return [id, id.toHexString()];
 }
 
 async function completedChecks(store: ReadOnlyStore, head: JournalHead, map: ReferenceMap): Promise<Check[]> {
@@ -253,7 +250,7 @@ async function orphans(store: ReadOnlyStore, map: ReferenceMap): Promise<Check[]
         count === 0,
         count === 0
           ? 'every live document points at an existing user'
-          : `${count} live document(s) point at no user (values: ${samples(orphaned.map((g) => showValue(g._id)))})`,
+          : `${count} live document(s) point at no user (values: ${samples(orphaned.map((g) => showValue(g._id, 'none')))})`,
       ),
     );
   }
@@ -388,11 +385,6 @@ function splitKey(key: string): [string, string] {
 function samples(items: string[]): string {
   const shown = items.slice(0, SAMPLES).join(', ');
   return items.length > SAMPLES ? `${shown} and ${items.length - SAMPLES} more` : shown;
-}
-
-function showValue(value: unknown): string {
-  if (value === null || value === undefined) return 'none';
-  return BSON.EJSON.stringify({ v: value }, { relaxed: true }).slice(5, -1);
 }
 
 function renderChecks(head: JournalHead, target: string, checks: Check[], passed: boolean): string {
