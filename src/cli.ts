@@ -1,10 +1,11 @@
 import { format } from 'node:util';
 import createDebug from 'debug';
+import type { ToolCommand } from './command.js';
 import type { ActionContext } from './context.js';
 import { asMigrationError, ExitCode } from './errors.js';
 import { executeMigration } from './execute.js';
 import { type Interruption, type SignalSource, watchSignals } from './interrupt.js';
-import { HelpShown, type OptionContext, parseOptions, type ToolCommand } from './options.js';
+import { HelpShown, type OptionContext, parseOptions } from './options.js';
 import { createOutput, type Output } from './output.js';
 import { previewMigration } from './preview.js';
 import { rollbackMigration } from './rollback.js';

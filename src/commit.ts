@@ -1,15 +1,7 @@
-import {
-  CommitUnknownError,
-  CompletedUnrecordedError,
-  ExitCode,
-  errorMessage,
-  RuntimeError,
-} from './errors.js';
-import { appendHistory } from './history.js';
+import { CommitUnknownError, ExitCode, errorMessage, RuntimeError } from './errors.js';
 import type { Interruption } from './interrupt.js';
 import { fenceDocument } from './journal.js';
 import type { Output } from './output.js';
-import type { HistoryRecord } from './record.js';
 import type { Store } from './store/types.js';
 
 /** A change that commits in one transaction and leaves a journal document with the run's id. */
@@ -64,23 +56,5 @@ export async function commitSettled<T>(
     }
     run.output.progress(`  the server confirms the ${run.what} committed`);
     return error.result as T;
-  }
-}
-
-/** After the commit the record must not be lost: if the file cannot take it, it is printed instead (exit 4). */
-export async function recordCommitted(
-  file: string,
-  record: HistoryRecord,
-  what: string,
-  output: Output,
-): Promise<void> {
-  try {
-    await appendHistory(file, record);
-  } catch (error) {
-    output.error(JSON.stringify(record, null, 2));
-    throw new CompletedUnrecordedError(
-      `The ${what} COMPLETED, but its record could not be appended to ${file} (${errorMessage(error)}); save the record printed above`,
-      { cause: error },
-    );
   }
 }

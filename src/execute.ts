@@ -1,6 +1,7 @@
 import createDebug from 'debug';
 import { type Applied, applyMigration } from './apply.js';
-import { commitSettled, recordCommitted } from './commit.js';
+import type { MigrateCommand } from './command.js';
+import { commitSettled } from './commit.js';
 import type { ActionContext } from './context.js';
 import {
   asMigrationError,
@@ -10,9 +11,9 @@ import {
   errorMessage,
 } from './errors.js';
 import { appendHistory, checkHistoryFile, type HistoryLock, lockHistory } from './history.js';
-import type { MigrateCommand } from './options.js';
 import type { Output } from './output.js';
 import { completedRecord, failedRecord, type HistoryRecord, newRunId, type RunFacts } from './record.js';
+import { recordCommitted } from './record-committed.js';
 import {
   type PlanView,
   planJson,

@@ -3,7 +3,6 @@ import { dirname, resolve } from 'node:path';
 import { linkChain, replaceFile, replaceProblem } from './atomic-file.js';
 import { errorMessage, UsageError } from './errors.js';
 import { acquireLock, checkLockFree, lockFileOf } from './lock-file.js';
-import type { HistoryRecord } from './record.js';
 import { redactValue } from './secrets.js';
 
 /** Refuse early, before anything runs, a history file that a record could not be appended to. */
@@ -79,7 +78,7 @@ function refuseHistory(file: string, problem: string): never {
  * Read, add one record, write a temp file and rename it over: a crash never leaves a truncated history. A new
  * file is readable by its owner only: it holds whole account documents.
  */
-export async function appendHistory(file: string, record: HistoryRecord): Promise<void> {
+export async function appendHistory(file: string, record: object): Promise<void> {
   const records = await readHistory(file);
   // A driver message quoting a connection string must not carry its password into the file.
   records.push(redactValue(record, []));

@@ -1,15 +1,24 @@
 import { describeStep } from './apply.js';
-import type { MigrateCommand } from './options.js';
 import { conflictLines, type PlanView } from './report.js';
-import { showName } from './resolve.js';
-import { isBlocked } from './scan.js';
+import { type CustomerRequest, showName } from './resolve.js';
+import { isBlocked, type MigrationOptions } from './scan.js';
 import { redactUri } from './secrets.js';
+import type { StoreTarget } from './store/types.js';
+
+/** What the Markdown needs of the command: enough to print the one that executes exactly this plan. */
+export interface PlannedCommand {
+  request: CustomerRequest;
+  options: MigrationOptions;
+  target: StoreTarget;
+  configFile?: string;
+  historyFile: string;
+}
 
 /**
  * The preview as Markdown, for the maintenance window's change ticket: what moves, what clashes and how it is
  * resolved, what will run, and the exact command that runs this plan and no other.
  */
-export function renderMarkdown(view: PlanView, command: MigrateCommand): string {
+export function renderMarkdown(view: PlanView, command: PlannedCommand): string {
   const { plan } = view;
   const blocked = isBlocked(plan) || view.refusals.length > 0;
   const lines: string[] = [
@@ -97,7 +106,7 @@ function cell(text: string): string {
   return text.replace(/\|/g, '\\|');
 }
 
-function optionText(command: MigrateCommand): string {
+function optionText(command: PlannedCommand): string {
   const flags = [
     command.options.mergeConflicts ? '--merge-conflicts' : '',
     command.options.convertToAdmin ? '--convert-to-admin' : '',
@@ -111,7 +120,7 @@ function quote(text: string): string {
 }
 
 /** The command as typed, plus --expect-plan; a URI given with --uri appears with its password masked. */
-function executeCommand(command: MigrateCommand, fingerprint: string): string {
+function executeCommand(command: PlannedCommand, fingerprint: string): string {
   const parts = [
     'node scripts/migrateCustomerData.js',
     `--sources ${quote(command.request.sources.join(','))}`,

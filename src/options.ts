@@ -2,58 +2,20 @@ import { readFileSync } from 'node:fs';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import {
+  HISTORY_STATUSES,
+  type HistoryStatus,
+  type MigrateCommand,
+  type Place,
+  type ToolCommand,
+} from './command.js';
 import { UsageError } from './errors.js';
-import type { CustomerRequest } from './resolve.js';
-import type { MigrationOptions } from './scan.js';
 import type { StoreTarget } from './store/types.js';
 
 /** The project root (next to package.json): this file runs as dist/src/options.js. */
 export const PROJECT_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const DEFAULT_HISTORY_FILE = resolve(PROJECT_ROOT, 'migration_history.json');
 export const DEFAULT_URI = 'mongodb://127.0.0.1:27017/agmission';
-export const HISTORY_STATUSES = ['completed', 'failed', 'rolled_back', 'unknown'] as const;
-export type HistoryStatus = (typeof HISTORY_STATUSES)[number];
-
-/** Where a command reads and writes: the database (or snapshot), the history file, the reference map. */
-export interface Place {
-  target: StoreTarget;
-  historyFile: string;
-  configFile?: string;
-  json: boolean;
-}
-
-export interface MigrateCommand extends Place {
-  action: 'migrate';
-  preview: boolean;
-  request: CustomerRequest;
-  options: MigrationOptions;
-  expectPlan?: string;
-  /** --preview --report: the preview as Markdown, for the change ticket. */
-  reportFile?: string;
-}
-
-export interface RollbackCommand extends Place {
-  action: 'rollback';
-  migrationId: string;
-  preview: boolean;
-}
-
-export interface VerifyCommand extends Place {
-  action: 'verify';
-  /** Undefined: the latest completed migration in the history file. */
-  migrationId?: string;
-  scanAll: boolean;
-}
-
-export interface HistoryCommand {
-  action: 'history';
-  historyFile: string;
-  status?: HistoryStatus;
-  json: boolean;
-}
-
-export type ToolCommand = MigrateCommand | RollbackCommand | VerifyCommand | HistoryCommand;
-
 export interface OptionContext {
   env: NodeJS.ProcessEnv;
   cwd: string;

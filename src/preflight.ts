@@ -1,6 +1,6 @@
+import type { Place } from './command.js';
 import { asMigrationError } from './errors.js';
 import { checkHistoryFile } from './history.js';
-import type { Place } from './options.js';
 import type { Refusal } from './report.js';
 import { checkSnapshotWritable } from './store/snapshot.js';
 

@@ -1,9 +1,9 @@
 import createDebug from 'debug';
 import { replaceFile } from './atomic-file.js';
+import type { MigrateCommand } from './command.js';
 import type { ActionContext } from './context.js';
 import { ExitCode } from './errors.js';
 import { renderMarkdown } from './markdown.js';
-import type { MigrateCommand } from './options.js';
 import type { Output } from './output.js';
 import { executionRefusals } from './preflight.js';
 import { newRunId } from './record.js';

@@ -1,5 +1,6 @@
 import createDebug from 'debug';
-import { commitSettled, recordCommitted } from './commit.js';
+import type { RollbackCommand } from './command.js';
+import { commitSettled } from './commit.js';
 import type { ActionContext } from './context.js';
 import {
   asMigrationError,
@@ -9,11 +10,11 @@ import {
   errorMessage,
 } from './errors.js';
 import { appendHistory, checkHistoryFile, type HistoryLock, lockHistory } from './history.js';
-import type { RollbackCommand } from './options.js';
 import type { Output } from './output.js';
 import { plain } from './plain.js';
 import { executionRefusals } from './preflight.js';
 import { emptyStats, finish, type HistoryRecord, markFailed, newRunId } from './record.js';
+import { recordCommitted } from './record-committed.js';
 import { type Restored, restoreMigration } from './restore.js';
 import { planRollback, type RollbackPlan } from './rollback-plan.js';
 import { loadReferenceMap } from './schema.js';

@@ -1,6 +1,6 @@
+import type { HistoryCommand } from './command.js';
 import { ExitCode } from './errors.js';
 import { readHistory } from './history.js';
-import type { HistoryCommand } from './options.js';
 import type { Output } from './output.js';
 import type { HistoryRecord } from './record.js';
 

@@ -1,9 +1,9 @@
 import { type Document, ObjectId } from 'mongodb';
+import type { VerifyCommand } from './command.js';
 import type { ActionContext } from './context.js';
 import { ExitCode, UsageError } from './errors.js';
 import { readHistory } from './history.js';
 import { chunksOf, type JournalHead } from './journal.js';
-import type { VerifyCommand } from './options.js';
 import type { Output } from './output.js';
 import { showValue } from './plain.js';
 import { accountDrift, type DriftItem, driftIn, journalEntry } from './rollback-plan.js';

@@ -1,0 +1,22 @@
+import { CompletedUnrecordedError, errorMessage } from './errors.js';
+import { appendHistory } from './history.js';
+import type { Output } from './output.js';
+import type { HistoryRecord } from './record.js';
+
+/** After the commit the record must not be lost: if the file cannot take it, it is printed instead (exit 4). */
+export async function recordCommitted(
+  file: string,
+  record: HistoryRecord,
+  what: string,
+  output: Output,
+): Promise<void> {
+  try {
+    await appendHistory(file, record);
+  } catch (error) {
+    output.error(JSON.stringify(record, null, 2));
+    throw new CompletedUnrecordedError(
+      `The ${what} COMPLETED, but its record could not be appended to ${file} (${errorMessage(error)}); save the record printed above`,
+      { cause: error },
+    );
+  }
+}
