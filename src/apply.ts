@@ -1,10 +1,10 @@
 import createDebug from 'debug';
 import type { ObjectId } from 'mongodb';
-import { BlockedError, RuntimeError, UsageError } from './errors.js';
 import { type AccountRole, type JournalAccount, type JournalHead, journalMoves } from './journal.js';
 import { type CustomerRequest, type ResolvedCustomers, resolveCustomers } from './resolve.js';
 import { isBlocked, type MigrationOptions, type Plan, type Run, type Step, scanMigration } from './scan.js';
 import { type ReferenceMap, USERS } from './schema.js';
+import { BlockedError, RuntimeError, UsageError } from './shared/errors.js';
 import {
   collect,
   type Document,

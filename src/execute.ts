@@ -3,15 +3,7 @@ import { type Applied, applyMigration } from './apply.js';
 import type { MigrateCommand } from './command.js';
 import { commitSettled } from './commit.js';
 import type { ActionContext } from './context.js';
-import {
-  asMigrationError,
-  BlockedError,
-  CompletedUnrecordedError,
-  ExitCode,
-  errorMessage,
-} from './errors.js';
 import { appendHistory, checkHistoryFile, type HistoryLock, lockHistory } from './history.js';
-import type { Output } from './output.js';
 import { completedRecord, failedRecord, type HistoryRecord, newRunId, type RunFacts } from './record.js';
 import { recordCommitted } from './record-committed.js';
 import {
@@ -26,6 +18,14 @@ import { resolveCustomers, type Source } from './resolve.js';
 import { isBlocked, type Plan, scalarFilter, scanMigration, spellings } from './scan.js';
 import { fieldRefs, loadReferenceMap, mappedCollections, type ReferenceMap } from './schema.js';
 import { assessPlan } from './server-checks.js';
+import {
+  asMigrationError,
+  BlockedError,
+  CompletedUnrecordedError,
+  ExitCode,
+  errorMessage,
+} from './shared/errors.js';
+import type { Output } from './shared/output.js';
 import { describeTarget } from './store/index.js';
 import type { Store } from './store/types.js';
 

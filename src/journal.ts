@@ -1,7 +1,7 @@
 import { type Document, ObjectId } from 'mongodb';
-import { RuntimeError } from './errors.js';
 import type { Expectations, MigrationOptions, Move, Step } from './scan.js';
 import type { ReferenceMap } from './schema.js';
+import { RuntimeError } from './shared/errors.js';
 import type { ReadStore, TransactionStore } from './store/types.js';
 
 /**

@@ -2,7 +2,7 @@ import { describeStep } from './apply.js';
 import { conflictLines, type PlanView } from './report.js';
 import { type CustomerRequest, showName } from './resolve.js';
 import { isBlocked, type MigrationOptions } from './scan.js';
-import { redactUri } from './secrets.js';
+import { redactUri } from './shared/secrets.js';
 import type { StoreTarget } from './store/types.js';
 
 /** What the Markdown needs of the command: enough to print the one that executes exactly this plan. */

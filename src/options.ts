@@ -9,7 +9,7 @@ import {
   type Place,
   type ToolCommand,
 } from './command.js';
-import { UsageError } from './errors.js';
+import { UsageError } from './shared/errors.js';
 import type { StoreTarget } from './store/types.js';
 
 /** The project root (next to package.json): this file runs as dist/src/options.js. */

@@ -1,7 +1,7 @@
 import type { Place } from './command.js';
-import { asMigrationError } from './errors.js';
 import { checkHistoryFile } from './history.js';
 import type { Refusal } from './report.js';
+import { asMigrationError } from './shared/errors.js';
 import { checkSnapshotWritable } from './store/snapshot.js';
 
 /**

@@ -2,9 +2,7 @@ import createDebug from 'debug';
 import { replaceFile } from './atomic-file.js';
 import type { MigrateCommand } from './command.js';
 import type { ActionContext } from './context.js';
-import { ExitCode } from './errors.js';
 import { renderMarkdown } from './markdown.js';
-import type { Output } from './output.js';
 import { executionRefusals } from './preflight.js';
 import { newRunId } from './record.js';
 import { type PlanView, planJson, renderPlan } from './report.js';
@@ -12,6 +10,8 @@ import { resolveCustomers } from './resolve.js';
 import { isBlocked, scanMigration } from './scan.js';
 import { loadReferenceMap, mappedCollections } from './schema.js';
 import { assessPlan } from './server-checks.js';
+import { ExitCode } from './shared/errors.js';
+import type { Output } from './shared/output.js';
 
 const log = createDebug('agm:migrate-customer-data');
 

@@ -1,7 +1,7 @@
-import { CompletedUnrecordedError, errorMessage } from './errors.js';
 import { appendHistory } from './history.js';
-import type { Output } from './output.js';
 import type { HistoryRecord } from './record.js';
+import { CompletedUnrecordedError, errorMessage } from './shared/errors.js';
+import type { Output } from './shared/output.js';
 
 /** After the commit the record must not be lost: if the file cannot take it, it is printed instead (exit 4). */
 export async function recordCommitted(

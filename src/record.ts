@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { type Applied, describeStep, survivorOf } from './apply.js';
-import { ExitCode, type MigrationError } from './errors.js';
-import { canonical, plain } from './plain.js';
 import type { CustomerRequest } from './resolve.js';
 import type { MigrationOptions, Plan } from './scan.js';
+import { ExitCode, type MigrationError } from './shared/errors.js';
+import { canonical, plain } from './shared/plain.js';
 import type { Document, UpdateResult } from './store/types.js';
 
 export type RecordStatus = 'completed' | 'failed' | 'rolled_back' | 'unknown';

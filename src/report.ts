@@ -1,6 +1,5 @@
 import { describeStep, type StepResult } from './apply.js';
 import type { Conflict, ConflictAccount } from './conflicts.js';
-import { plain } from './plain.js';
 import type { HistoryRecord } from './record.js';
 import { describeKind, quoteName, showName } from './resolve.js';
 import {
@@ -11,6 +10,7 @@ import {
   type Plan,
   type Step,
 } from './scan.js';
+import { plain } from './shared/plain.js';
 
 /** What stands between a preview and an execution, beside the plan's own blockers. */
 export interface Refusal {

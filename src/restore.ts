@@ -1,8 +1,8 @@
-import { BlockedError, RuntimeError } from './errors.js';
 import { chunksOf } from './journal.js';
 import { planRollback, type RollbackPlan } from './rollback-plan.js';
 import { scalarFilter } from './scan.js';
 import { USERS } from './schema.js';
+import { BlockedError, RuntimeError } from './shared/errors.js';
 import type { Store, TransactionOptions, TransactionStore, UpdateResult } from './store/types.js';
 
 export interface Restored {

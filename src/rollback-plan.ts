@@ -1,9 +1,9 @@
 import { BSON, type Document, ObjectId } from 'mongodb';
-import { UsageError } from './errors.js';
 import { chunksOf, type JournalAccount, type JournalChunk, type JournalHead, readHead } from './journal.js';
-import { showValue } from './plain.js';
 import { scalarFilter } from './scan.js';
 import { USERS } from './schema.js';
+import { UsageError } from './shared/errors.js';
+import { showValue } from './shared/plain.js';
 import { collect, type ReadStore } from './store/types.js';
 
 /** Drifted documents listed in a refusal; the rest are counted. */

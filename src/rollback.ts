@@ -2,22 +2,22 @@ import createDebug from 'debug';
 import type { RollbackCommand } from './command.js';
 import { commitSettled } from './commit.js';
 import type { ActionContext } from './context.js';
-import {
-  asMigrationError,
-  BlockedError,
-  CompletedUnrecordedError,
-  ExitCode,
-  errorMessage,
-} from './errors.js';
 import { appendHistory, checkHistoryFile, type HistoryLock, lockHistory } from './history.js';
-import type { Output } from './output.js';
-import { plain } from './plain.js';
 import { executionRefusals } from './preflight.js';
 import { emptyStats, finish, type HistoryRecord, markFailed, newRunId } from './record.js';
 import { recordCommitted } from './record-committed.js';
 import { type Restored, restoreMigration } from './restore.js';
 import { planRollback, type RollbackPlan } from './rollback-plan.js';
 import { loadReferenceMap } from './schema.js';
+import {
+  asMigrationError,
+  BlockedError,
+  CompletedUnrecordedError,
+  ExitCode,
+  errorMessage,
+} from './shared/errors.js';
+import type { Output } from './shared/output.js';
+import { plain } from './shared/plain.js';
 import { describeTarget } from './store/index.js';
 import type { Store } from './store/types.js';
 

@@ -1,8 +1,8 @@
 import type { HistoryCommand } from './command.js';
-import { ExitCode } from './errors.js';
 import { readHistory } from './history.js';
-import type { Output } from './output.js';
 import type { HistoryRecord } from './record.js';
+import { ExitCode } from './shared/errors.js';
+import type { Output } from './shared/output.js';
 
 export interface HistoryRow {
   id: string;

@@ -1,14 +1,14 @@
 import { type Document, ObjectId } from 'mongodb';
 import type { VerifyCommand } from './command.js';
 import type { ActionContext } from './context.js';
-import { ExitCode, UsageError } from './errors.js';
 import { readHistory } from './history.js';
 import { chunksOf, type JournalHead } from './journal.js';
-import type { Output } from './output.js';
-import { showValue } from './plain.js';
 import { accountDrift, type DriftItem, driftIn, journalEntry } from './rollback-plan.js';
 import { type Counts, SUB_ACCOUNT_KINDS, spellings } from './scan.js';
 import { CUSTOMER_KIND, fieldRefs, loadReferenceMap, type ReferenceMap, USERS } from './schema.js';
+import { ExitCode, UsageError } from './shared/errors.js';
+import type { Output } from './shared/output.js';
+import { showValue } from './shared/plain.js';
 import { collect, type ReadOnlyStore } from './store/types.js';
 
 export interface Check {

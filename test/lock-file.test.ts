@@ -4,8 +4,8 @@ import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { ExitCode, RuntimeError } from '../src/errors.js';
 import { acquireLock, checkLockFree } from '../src/lock-file.js';
+import { ExitCode, RuntimeError } from '../src/shared/errors.js';
 import { tempDir } from './helpers/cli.js';
 
 const dir = tempDir();
