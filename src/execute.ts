@@ -3,7 +3,7 @@ import { type Applied, applyMigration } from './apply.js';
 import type { MigrateCommand } from './command.js';
 import { commitSettled } from './commit.js';
 import type { ActionContext } from './context.js';
-import { appendHistory, checkHistoryFile, type HistoryLock, lockHistory } from './history.js';
+import { appendHistory, checkHistoryFile, type HistoryLock, lockHistory } from './files/history.js';
 import { completedRecord, failedRecord, type HistoryRecord, newRunId, type RunFacts } from './record.js';
 import { recordCommitted } from './record-committed.js';
 import {

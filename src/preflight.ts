@@ -1,5 +1,5 @@
 import type { Place } from './command.js';
-import { checkHistoryFile } from './history.js';
+import { checkHistoryFile } from './files/history.js';
 import type { Refusal } from './report.js';
 import { asMigrationError } from './shared/errors.js';
 import { checkSnapshotWritable } from './store/snapshot.js';

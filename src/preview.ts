@@ -1,7 +1,7 @@
 import createDebug from 'debug';
-import { replaceFile } from './atomic-file.js';
 import type { MigrateCommand } from './command.js';
 import type { ActionContext } from './context.js';
+import { replaceFile } from './files/atomic-file.js';
 import { renderMarkdown } from './markdown.js';
 import { executionRefusals } from './preflight.js';
 import { newRunId } from './record.js';

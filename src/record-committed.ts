@@ -1,4 +1,4 @@
-import { appendHistory } from './history.js';
+import { appendHistory } from './files/history.js';
 import type { HistoryRecord } from './record.js';
 import { CompletedUnrecordedError, errorMessage } from './shared/errors.js';
 import type { Output } from './shared/output.js';

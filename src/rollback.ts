@@ -2,7 +2,7 @@ import createDebug from 'debug';
 import type { RollbackCommand } from './command.js';
 import { commitSettled } from './commit.js';
 import type { ActionContext } from './context.js';
-import { appendHistory, checkHistoryFile, type HistoryLock, lockHistory } from './history.js';
+import { appendHistory, checkHistoryFile, type HistoryLock, lockHistory } from './files/history.js';
 import { executionRefusals } from './preflight.js';
 import { emptyStats, finish, type HistoryRecord, markFailed, newRunId } from './record.js';
 import { recordCommitted } from './record-committed.js';

@@ -1,5 +1,5 @@
 import type { HistoryCommand } from './command.js';
-import { readHistory } from './history.js';
+import { readHistory } from './files/history.js';
 import type { HistoryRecord } from './record.js';
 import { ExitCode } from './shared/errors.js';
 import type { Output } from './shared/output.js';

@@ -1,7 +1,7 @@
 import { type Document, ObjectId } from 'mongodb';
 import type { VerifyCommand } from './command.js';
 import type { ActionContext } from './context.js';
-import { readHistory } from './history.js';
+import { readHistory } from './files/history.js';
 import { chunksOf, type JournalHead } from './journal.js';
 import { accountDrift, type DriftItem, driftIn, journalEntry } from './rollback-plan.js';
 import { type Counts, SUB_ACCOUNT_KINDS, spellings } from './scan.js';

@@ -3,8 +3,8 @@ import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { checkHistoryFile } from '../src/history.js';
-import { acquireLock } from '../src/lock-file.js';
+import { checkHistoryFile } from '../src/files/history.js';
+import { acquireLock } from '../src/files/lock-file.js';
 import { ExitCode, type MigrationError } from '../src/shared/errors.js';
 import { checkSnapshotWritable, serializeSnapshot } from '../src/store/snapshot.js';
 import { assertNoFile } from './helpers/assertions.js';
@@ -166,7 +166,7 @@ describe('checkHistoryFile', () => {
     // The lock would go beside the link, in a folder this user may not write.
     symlinkSync(join(writable, 'h.json'), join(locked, 'link.json'));
     chmodSync(locked, 0o555);
-    const check = (file: string) => checkUnprivileged('../src/history.js', 'checkHistoryFile', file);
+    const check = (file: string) => checkUnprivileged('../src/files/history.js', 'checkHistoryFile', file);
     assert.match(
       check(unreadable),
       /^2 Cannot read history file .*unreadable\.json: EACCES: permission denied, open .*; choose another --output-file$/,

@@ -11,7 +11,7 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { appendHistory, lockHistory, readHistory } from '../src/history.js';
+import { appendHistory, lockHistory, readHistory } from '../src/files/history.js';
 import type { HistoryRecord } from '../src/record.js';
 import { tempDir } from './helpers/cli.js';
 

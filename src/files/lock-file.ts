@@ -1,8 +1,8 @@
 import { readFileSync, rmSync } from 'node:fs';
 import { lstat, open, readFile, unlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
+import { errorMessage, RuntimeError } from '../shared/errors.js';
 import { cleanupOnExit } from './exit-cleanup.js';
-import { errorMessage, RuntimeError } from './shared/errors.js';
 
 export interface FileLock {
   readonly file: string;

@@ -1,9 +1,9 @@
 import { mkdir, readFile, stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
+import { errorMessage, UsageError } from '../shared/errors.js';
+import { redactValue } from '../shared/secrets.js';
 import { linkChain, replaceFile, replaceProblem } from './atomic-file.js';
 import { acquireLock, checkLockFree, lockFileOf } from './lock-file.js';
-import { errorMessage, UsageError } from './shared/errors.js';
-import { redactValue } from './shared/secrets.js';
 
 /** Refuse early, before anything runs, a history file that a record could not be appended to. */
 export async function readHistory(file: string): Promise<unknown[]> {

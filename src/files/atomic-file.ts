@@ -2,8 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { constants, rmSync, type Stats } from 'node:fs';
 import { access, type FileHandle, open, readlink, realpath, rename, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
+import { errorMessage, RuntimeError } from '../shared/errors.js';
 import { cleanupOnExit } from './exit-cleanup.js';
-import { errorMessage, RuntimeError } from './shared/errors.js';
 
 export interface ReplaceOptions {
   /** Permission bits for a file that does not exist yet (the umask applies); an existing file keeps its own. */
