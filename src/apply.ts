@@ -1,9 +1,16 @@
 import createDebug from 'debug';
 import type { ObjectId } from 'mongodb';
 import { type AccountRole, type JournalAccount, type JournalHead, journalMoves } from './journal.js';
-import { type CustomerRequest, type ResolvedCustomers, resolveCustomers } from './resolve.js';
-import { isBlocked, type MigrationOptions, type Plan, type Run, type Step, scanMigration } from './scan.js';
-import { type ReferenceMap, USERS } from './schema.js';
+import { type CustomerRequest, type ResolvedCustomers, resolveCustomers } from './plan/resolve.js';
+import {
+  isBlocked,
+  type MigrationOptions,
+  type Plan,
+  type Run,
+  type Step,
+  scanMigration,
+} from './plan/scan.js';
+import { type ReferenceMap, USERS } from './plan/schema.js';
 import { BlockedError, RuntimeError, UsageError } from './shared/errors.js';
 import {
   collect,

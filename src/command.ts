@@ -1,5 +1,5 @@
-import type { CustomerRequest } from './resolve.js';
-import type { MigrationOptions } from './scan.js';
+import type { CustomerRequest } from './plan/resolve.js';
+import type { MigrationOptions } from './plan/scan.js';
 import type { StoreTarget } from './store/types.js';
 
 /** What each command is asked to do, as the option parser hands it over. */

@@ -4,6 +4,10 @@ import type { MigrateCommand } from './command.js';
 import { commitSettled } from './commit.js';
 import type { ActionContext } from './context.js';
 import { appendHistory, checkHistoryFile, type HistoryLock, lockHistory } from './files/history.js';
+import { resolveCustomers, type Source } from './plan/resolve.js';
+import { isBlocked, type Plan, scalarFilter, scanMigration, spellings } from './plan/scan.js';
+import { fieldRefs, loadReferenceMap, mappedCollections, type ReferenceMap } from './plan/schema.js';
+import { assessPlan } from './plan/server-checks.js';
 import { completedRecord, failedRecord, type HistoryRecord, newRunId, type RunFacts } from './record.js';
 import { recordCommitted } from './record-committed.js';
 import {
@@ -14,10 +18,6 @@ import {
   renderProgress,
   renderStragglers,
 } from './report.js';
-import { resolveCustomers, type Source } from './resolve.js';
-import { isBlocked, type Plan, scalarFilter, scanMigration, spellings } from './scan.js';
-import { fieldRefs, loadReferenceMap, mappedCollections, type ReferenceMap } from './schema.js';
-import { assessPlan } from './server-checks.js';
 import {
   asMigrationError,
   BlockedError,

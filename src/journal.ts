@@ -1,6 +1,6 @@
 import { type Document, ObjectId } from 'mongodb';
-import type { Expectations, MigrationOptions, Move, Step } from './scan.js';
-import type { ReferenceMap } from './schema.js';
+import type { Expectations, MigrationOptions, Move, Step } from './plan/scan.js';
+import type { ReferenceMap } from './plan/schema.js';
 import { RuntimeError } from './shared/errors.js';
 import type { ReadStore, TransactionStore } from './store/types.js';
 

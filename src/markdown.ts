@@ -1,7 +1,7 @@
 import { describeStep } from './apply.js';
+import { type CustomerRequest, showName } from './plan/resolve.js';
+import { isBlocked, type MigrationOptions } from './plan/scan.js';
 import { conflictLines, type PlanView } from './report.js';
-import { type CustomerRequest, showName } from './resolve.js';
-import { isBlocked, type MigrationOptions } from './scan.js';
 import { redactUri } from './shared/secrets.js';
 import type { StoreTarget } from './store/types.js';
 

@@ -3,13 +3,13 @@ import type { MigrateCommand } from './command.js';
 import type { ActionContext } from './context.js';
 import { replaceFile } from './files/atomic-file.js';
 import { renderMarkdown } from './markdown.js';
+import { resolveCustomers } from './plan/resolve.js';
+import { isBlocked, scanMigration } from './plan/scan.js';
+import { loadReferenceMap, mappedCollections } from './plan/schema.js';
+import { assessPlan } from './plan/server-checks.js';
 import { executionRefusals } from './preflight.js';
 import { newRunId } from './record.js';
 import { type PlanView, planJson, renderPlan } from './report.js';
-import { resolveCustomers } from './resolve.js';
-import { isBlocked, scanMigration } from './scan.js';
-import { loadReferenceMap, mappedCollections } from './schema.js';
-import { assessPlan } from './server-checks.js';
 import { ExitCode } from './shared/errors.js';
 import type { Output } from './shared/output.js';
 

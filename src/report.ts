@@ -1,7 +1,6 @@
 import { describeStep, type StepResult } from './apply.js';
-import type { Conflict, ConflictAccount } from './conflicts.js';
-import type { HistoryRecord } from './record.js';
-import { describeKind, quoteName, showName } from './resolve.js';
+import type { Conflict, ConflictAccount } from './plan/conflicts.js';
+import { describeKind, quoteName, showName } from './plan/resolve.js';
 import {
   type Counts,
   type CustomerSummary,
@@ -9,7 +8,8 @@ import {
   isBlocked,
   type Plan,
   type Step,
-} from './scan.js';
+} from './plan/scan.js';
+import type { HistoryRecord } from './record.js';
 import { plain } from './shared/plain.js';
 
 /** What stands between a preview and an execution, beside the plan's own blockers. */

@@ -1,7 +1,7 @@
 import { chunksOf } from './journal.js';
+import { scalarFilter } from './plan/scan.js';
+import { USERS } from './plan/schema.js';
 import { planRollback, type RollbackPlan } from './rollback-plan.js';
-import { scalarFilter } from './scan.js';
-import { USERS } from './schema.js';
 import { BlockedError, RuntimeError } from './shared/errors.js';
 import type { Store, TransactionOptions, TransactionStore, UpdateResult } from './store/types.js';
 

@@ -1,7 +1,7 @@
 import { BSON, type Document, ObjectId } from 'mongodb';
 import { chunksOf, type JournalAccount, type JournalChunk, type JournalHead, readHead } from './journal.js';
-import { scalarFilter } from './scan.js';
-import { USERS } from './schema.js';
+import { scalarFilter } from './plan/scan.js';
+import { USERS } from './plan/schema.js';
 import { UsageError } from './shared/errors.js';
 import { showValue } from './shared/plain.js';
 import { collect, type ReadStore } from './store/types.js';

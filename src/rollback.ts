@@ -3,12 +3,12 @@ import type { RollbackCommand } from './command.js';
 import { commitSettled } from './commit.js';
 import type { ActionContext } from './context.js';
 import { appendHistory, checkHistoryFile, type HistoryLock, lockHistory } from './files/history.js';
+import { loadReferenceMap } from './plan/schema.js';
 import { executionRefusals } from './preflight.js';
 import { emptyStats, finish, type HistoryRecord, markFailed, newRunId } from './record.js';
 import { recordCommitted } from './record-committed.js';
 import { type Restored, restoreMigration } from './restore.js';
 import { planRollback, type RollbackPlan } from './rollback-plan.js';
-import { loadReferenceMap } from './schema.js';
 import {
   asMigrationError,
   BlockedError,

@@ -14,7 +14,7 @@ import {
   writeSnapshotSeed,
 } from '../bench/seed.js';
 import { type ApplyRequest, applyMigration } from '../src/apply.js';
-import { DEFAULT_REFERENCE_MAP } from '../src/schema.js';
+import { DEFAULT_REFERENCE_MAP } from '../src/plan/schema.js';
 import { countingStore } from '../src/store/counting.js';
 import { MongoStore } from '../src/store/mongo.js';
 import { parseSnapshot, SnapshotStore } from '../src/store/snapshot.js';

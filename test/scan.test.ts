@@ -2,10 +2,10 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { aggregate, find } from 'mingo';
 import { ObjectId } from 'mongodb';
-import { resolveCustomers } from '../src/resolve.js';
-import { isBlocked, scanMigration } from '../src/scan.js';
-import { DEFAULT_REFERENCE_MAP } from '../src/schema.js';
-import { assessPlan, FALLBACK_WARNING_DOCUMENTS } from '../src/server-checks.js';
+import { resolveCustomers } from '../src/plan/resolve.js';
+import { isBlocked, scanMigration } from '../src/plan/scan.js';
+import { DEFAULT_REFERENCE_MAP } from '../src/plan/schema.js';
+import { assessPlan, FALLBACK_WARNING_DOCUMENTS } from '../src/plan/server-checks.js';
 import type { Document, ReadStore } from '../src/store/types.js';
 import { demoData, IDS } from './helpers/data.js';
 

@@ -1,6 +1,6 @@
+import type { IndexInfo, ReadStore, ServerFacts } from '../store/types.js';
 import type { Blocker, FieldScan, Plan } from './scan.js';
 import { scalarFilter, spellings } from './scan.js';
-import type { IndexInfo, ReadStore, ServerFacts } from './store/types.js';
 
 /**
  * Where the server's own facts (read outside the transaction: listIndexes is not allowed inside one) change

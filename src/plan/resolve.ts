@@ -1,8 +1,8 @@
 import { ObjectId } from 'mongodb';
+import { UsageError } from '../shared/errors.js';
+import { plain } from '../shared/plain.js';
+import { collect, type Document, type ReadStore } from '../store/types.js';
 import { ADMIN_KIND, CUSTOMER_KIND, USERS } from './schema.js';
-import { UsageError } from './shared/errors.js';
-import { plain } from './shared/plain.js';
-import { collect, type Document, type ReadStore } from './store/types.js';
 
 /** The fields of a users document this tool reads. */
 export interface Account {

@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { UsageError } from './shared/errors.js';
+import { UsageError } from '../shared/errors.js';
 
 /**
  * Which collections and fields point at a customer and which point at an account. This is data, not code:

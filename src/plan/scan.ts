@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
 import { BSON, type ObjectId } from 'mongodb';
+import { collect, type Document, type ReadStore, type Update } from '../store/types.js';
 import { type Conflict, findConflicts, type Tree } from './conflicts.js';
 import { ACCOUNT_PROJECTION, type Account, isDeleted, type ResolvedCustomers } from './resolve.js';
 import { ADMIN_KIND, CUSTOMER_KIND, type FieldRef, fieldRefs, type ReferenceMap, USERS } from './schema.js';
-import { collect, type Document, type ReadStore, type Update } from './store/types.js';
 
 export interface MigrationOptions {
   mergeConflicts: boolean;
