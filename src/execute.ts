@@ -1,7 +1,5 @@
 import createDebug from 'debug';
-import { type Applied, applyMigration } from './apply.js';
 import type { MigrateCommand } from './command.js';
-import { commitSettled } from './commit.js';
 import type { ActionContext } from './context.js';
 import { appendHistory, checkHistoryFile, type HistoryLock, lockHistory } from './files/history.js';
 import { resolveCustomers, type Source } from './plan/resolve.js';
@@ -28,6 +26,8 @@ import {
 import type { Output } from './shared/output.js';
 import { describeTarget } from './store/index.js';
 import type { Store } from './store/types.js';
+import { type Applied, applyMigration } from './transaction/apply.js';
+import { commitSettled } from './transaction/commit.js';
 
 const log = createDebug('agm:migrate-customer-data');
 

@@ -1,4 +1,3 @@
-import { describeStep, type StepResult } from './apply.js';
 import type { Conflict, ConflictAccount } from './plan/conflicts.js';
 import { describeKind, quoteName, showName } from './plan/resolve.js';
 import {
@@ -11,6 +10,7 @@ import {
 } from './plan/scan.js';
 import type { HistoryRecord } from './record.js';
 import { plain } from './shared/plain.js';
+import { describeStep, type StepResult } from './transaction/apply.js';
 
 /** What stands between a preview and an execution, beside the plan's own blockers. */
 export interface Refusal {

@@ -1,14 +1,11 @@
 import createDebug from 'debug';
 import type { RollbackCommand } from './command.js';
-import { commitSettled } from './commit.js';
 import type { ActionContext } from './context.js';
 import { appendHistory, checkHistoryFile, type HistoryLock, lockHistory } from './files/history.js';
 import { loadReferenceMap } from './plan/schema.js';
 import { executionRefusals } from './preflight.js';
 import { emptyStats, finish, type HistoryRecord, markFailed, newRunId } from './record.js';
 import { recordCommitted } from './record-committed.js';
-import { type Restored, restoreMigration } from './restore.js';
-import { planRollback, type RollbackPlan } from './rollback-plan.js';
 import {
   asMigrationError,
   BlockedError,
@@ -20,6 +17,9 @@ import type { Output } from './shared/output.js';
 import { plain } from './shared/plain.js';
 import { describeTarget } from './store/index.js';
 import type { Store } from './store/types.js';
+import { commitSettled } from './transaction/commit.js';
+import { type Restored, restoreMigration } from './transaction/restore.js';
+import { planRollback, type RollbackPlan } from './transaction/rollback-plan.js';
 
 const log = createDebug('agm:migrate-customer-data');
 

@@ -13,11 +13,11 @@ import {
   SOURCE_USERNAME,
   writeSnapshotSeed,
 } from '../bench/seed.js';
-import { type ApplyRequest, applyMigration } from '../src/apply.js';
 import { DEFAULT_REFERENCE_MAP } from '../src/plan/schema.js';
 import { countingStore } from '../src/store/counting.js';
 import { MongoStore } from '../src/store/mongo.js';
 import { parseSnapshot, SnapshotStore } from '../src/store/snapshot.js';
+import { type ApplyRequest, applyMigration } from '../src/transaction/apply.js';
 import { spawnNodeAsync } from './helpers/cli.js';
 import { type MongoServer, startMongo, withDatabase } from './helpers/mongo-server.js';
 import { startWirePeer } from './wire-peer/index.js';

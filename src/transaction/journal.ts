@@ -1,8 +1,8 @@
 import { type Document, ObjectId } from 'mongodb';
-import type { Expectations, MigrationOptions, Move, Step } from './plan/scan.js';
-import type { ReferenceMap } from './plan/schema.js';
-import { RuntimeError } from './shared/errors.js';
-import type { ReadStore, TransactionStore } from './store/types.js';
+import type { Expectations, MigrationOptions, Move, Step } from '../plan/scan.js';
+import type { ReferenceMap } from '../plan/schema.js';
+import { RuntimeError } from '../shared/errors.js';
+import type { ReadStore, TransactionStore } from '../store/types.js';
 
 /**
  * The journal is what makes a migration provable and reversible: written inside the migration's own

@@ -1,10 +1,10 @@
 import { BSON, type Document, ObjectId } from 'mongodb';
+import { scalarFilter } from '../plan/scan.js';
+import { USERS } from '../plan/schema.js';
+import { UsageError } from '../shared/errors.js';
+import { showValue } from '../shared/plain.js';
+import { collect, type ReadStore } from '../store/types.js';
 import { chunksOf, type JournalAccount, type JournalChunk, type JournalHead, readHead } from './journal.js';
-import { scalarFilter } from './plan/scan.js';
-import { USERS } from './plan/schema.js';
-import { UsageError } from './shared/errors.js';
-import { showValue } from './shared/plain.js';
-import { collect, type ReadStore } from './store/types.js';
 
 /** Drifted documents listed in a refusal; the rest are counted. */
 const DRIFT_LIST_CAP = 20;

@@ -1,8 +1,8 @@
+import { CommitUnknownError, ExitCode, errorMessage, RuntimeError } from '../shared/errors.js';
+import type { Interruption } from '../shared/interrupt.js';
+import type { Output } from '../shared/output.js';
+import type { Store } from '../store/types.js';
 import { fenceDocument } from './journal.js';
-import { CommitUnknownError, ExitCode, errorMessage, RuntimeError } from './shared/errors.js';
-import type { Interruption } from './shared/interrupt.js';
-import type { Output } from './shared/output.js';
-import type { Store } from './store/types.js';
 
 /** A change that commits in one transaction and leaves a journal document with the run's id. */
 export interface Committing {

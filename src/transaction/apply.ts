@@ -1,7 +1,6 @@
 import createDebug from 'debug';
 import type { ObjectId } from 'mongodb';
-import { type AccountRole, type JournalAccount, type JournalHead, journalMoves } from './journal.js';
-import { type CustomerRequest, type ResolvedCustomers, resolveCustomers } from './plan/resolve.js';
+import { type CustomerRequest, type ResolvedCustomers, resolveCustomers } from '../plan/resolve.js';
 import {
   isBlocked,
   type MigrationOptions,
@@ -9,16 +8,17 @@ import {
   type Run,
   type Step,
   scanMigration,
-} from './plan/scan.js';
-import { type ReferenceMap, USERS } from './plan/schema.js';
-import { BlockedError, RuntimeError, UsageError } from './shared/errors.js';
+} from '../plan/scan.js';
+import { type ReferenceMap, USERS } from '../plan/schema.js';
+import { BlockedError, RuntimeError, UsageError } from '../shared/errors.js';
 import {
   collect,
   type Document,
   type Store,
   type TransactionStore,
   type UpdateResult,
-} from './store/types.js';
+} from '../store/types.js';
+import { type AccountRole, type JournalAccount, type JournalHead, journalMoves } from './journal.js';
 
 const log = createDebug('agm:migrate-customer-data');
 

@@ -1,9 +1,9 @@
+import { scalarFilter } from '../plan/scan.js';
+import { USERS } from '../plan/schema.js';
+import { BlockedError, RuntimeError } from '../shared/errors.js';
+import type { Store, TransactionOptions, TransactionStore, UpdateResult } from '../store/types.js';
 import { chunksOf } from './journal.js';
-import { scalarFilter } from './plan/scan.js';
-import { USERS } from './plan/schema.js';
 import { planRollback, type RollbackPlan } from './rollback-plan.js';
-import { BlockedError, RuntimeError } from './shared/errors.js';
-import type { Store, TransactionOptions, TransactionStore, UpdateResult } from './store/types.js';
 
 export interface Restored {
   /** The plan that ran: made inside the transaction, on its snapshot. */
