@@ -6,8 +6,14 @@ import { resolveCustomers, type Source } from './plan/resolve.js';
 import { isBlocked, type Plan, scalarFilter, scanMigration, spellings } from './plan/scan.js';
 import { fieldRefs, loadReferenceMap, mappedCollections, type ReferenceMap } from './plan/schema.js';
 import { assessPlan } from './plan/server-checks.js';
-import { completedRecord, failedRecord, type HistoryRecord, newRunId, type RunFacts } from './record.js';
 import { recordCommitted } from './record-committed.js';
+import {
+  completedRecord,
+  failedRecord,
+  type HistoryRecord,
+  newRunId,
+  type RunFacts,
+} from './report/record.js';
 import {
   type PlanView,
   planJson,
@@ -15,7 +21,7 @@ import {
   renderPlan,
   renderProgress,
   renderStragglers,
-} from './report.js';
+} from './report/report.js';
 import {
   asMigrationError,
   BlockedError,

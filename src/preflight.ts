@@ -1,6 +1,6 @@
 import type { Place } from './command.js';
 import { checkHistoryFile } from './files/history.js';
-import type { Refusal } from './report.js';
+import type { Refusal } from './report/report.js';
 import { asMigrationError } from './shared/errors.js';
 import { checkSnapshotWritable } from './store/snapshot.js';
 

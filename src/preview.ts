@@ -2,14 +2,14 @@ import createDebug from 'debug';
 import type { MigrateCommand } from './command.js';
 import type { ActionContext } from './context.js';
 import { replaceFile } from './files/atomic-file.js';
-import { renderMarkdown } from './markdown.js';
 import { resolveCustomers } from './plan/resolve.js';
 import { isBlocked, scanMigration } from './plan/scan.js';
 import { loadReferenceMap, mappedCollections } from './plan/schema.js';
 import { assessPlan } from './plan/server-checks.js';
 import { executionRefusals } from './preflight.js';
-import { newRunId } from './record.js';
-import { type PlanView, planJson, renderPlan } from './report.js';
+import { renderMarkdown } from './report/markdown.js';
+import { newRunId } from './report/record.js';
+import { type PlanView, planJson, renderPlan } from './report/report.js';
 import { ExitCode } from './shared/errors.js';
 import type { Output } from './shared/output.js';
 

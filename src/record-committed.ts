@@ -1,5 +1,5 @@
 import { appendHistory } from './files/history.js';
-import type { HistoryRecord } from './record.js';
+import type { HistoryRecord } from './report/record.js';
 import { CompletedUnrecordedError, errorMessage } from './shared/errors.js';
 import type { Output } from './shared/output.js';
 

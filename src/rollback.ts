@@ -4,8 +4,8 @@ import type { ActionContext } from './context.js';
 import { appendHistory, checkHistoryFile, type HistoryLock, lockHistory } from './files/history.js';
 import { loadReferenceMap } from './plan/schema.js';
 import { executionRefusals } from './preflight.js';
-import { emptyStats, finish, type HistoryRecord, markFailed, newRunId } from './record.js';
 import { recordCommitted } from './record-committed.js';
+import { emptyStats, finish, type HistoryRecord, markFailed, newRunId } from './report/record.js';
 import {
   asMigrationError,
   BlockedError,

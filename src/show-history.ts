@@ -1,6 +1,6 @@
 import type { HistoryCommand } from './command.js';
 import { readHistory } from './files/history.js';
-import type { HistoryRecord } from './record.js';
+import type { HistoryRecord } from './report/record.js';
 import { ExitCode } from './shared/errors.js';
 import type { Output } from './shared/output.js';
 

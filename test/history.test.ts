@@ -12,7 +12,7 @@ import {
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { appendHistory, lockHistory, readHistory } from '../src/files/history.js';
-import type { HistoryRecord } from '../src/record.js';
+import type { HistoryRecord } from '../src/report/record.js';
 import { tempDir } from './helpers/cli.js';
 
 const dir = tempDir();

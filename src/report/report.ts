@@ -1,5 +1,5 @@
-import type { Conflict, ConflictAccount } from './plan/conflicts.js';
-import { describeKind, quoteName, showName } from './plan/resolve.js';
+import type { Conflict, ConflictAccount } from '../plan/conflicts.js';
+import { describeKind, quoteName, showName } from '../plan/resolve.js';
 import {
   type Counts,
   type CustomerSummary,
@@ -7,10 +7,10 @@ import {
   isBlocked,
   type Plan,
   type Step,
-} from './plan/scan.js';
+} from '../plan/scan.js';
+import { plain } from '../shared/plain.js';
+import { describeStep, type StepResult } from '../transaction/apply.js';
 import type { HistoryRecord } from './record.js';
-import { plain } from './shared/plain.js';
-import { describeStep, type StepResult } from './transaction/apply.js';
 
 /** What stands between a preview and an execution, beside the plan's own blockers. */
 export interface Refusal {

@@ -1,9 +1,9 @@
-import { type CustomerRequest, showName } from './plan/resolve.js';
-import { isBlocked, type MigrationOptions } from './plan/scan.js';
+import { type CustomerRequest, showName } from '../plan/resolve.js';
+import { isBlocked, type MigrationOptions } from '../plan/scan.js';
+import { redactUri } from '../shared/secrets.js';
+import type { StoreTarget } from '../store/types.js';
+import { describeStep } from '../transaction/apply.js';
 import { conflictLines, type PlanView } from './report.js';
-import { redactUri } from './shared/secrets.js';
-import type { StoreTarget } from './store/types.js';
-import { describeStep } from './transaction/apply.js';
 
 /** What the Markdown needs of the command: enough to print the one that executes exactly this plan. */
 export interface PlannedCommand {

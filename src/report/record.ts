@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import type { CustomerRequest } from './plan/resolve.js';
-import type { MigrationOptions, Plan } from './plan/scan.js';
-import { ExitCode, type MigrationError } from './shared/errors.js';
-import { canonical, plain } from './shared/plain.js';
-import type { Document, UpdateResult } from './store/types.js';
-import { type Applied, describeStep, survivorOf } from './transaction/apply.js';
+import type { CustomerRequest } from '../plan/resolve.js';
+import type { MigrationOptions, Plan } from '../plan/scan.js';
+import { ExitCode, type MigrationError } from '../shared/errors.js';
+import { canonical, plain } from '../shared/plain.js';
+import type { Document, UpdateResult } from '../store/types.js';
+import { type Applied, describeStep, survivorOf } from '../transaction/apply.js';
 
 export type RecordStatus = 'completed' | 'failed' | 'rolled_back' | 'unknown';
 
