@@ -8,7 +8,7 @@ import {
   type MigrateCommand,
   type Place,
   type ToolCommand,
-} from './command.js';
+} from './commands/command.js';
 import { UsageError } from './shared/errors.js';
 import type { StoreTarget } from './store/types.js';
 

@@ -1,19 +1,16 @@
 import createDebug from 'debug';
-import type { MigrateCommand } from './command.js';
-import type { ActionContext } from './context.js';
-import { appendHistory, checkHistoryFile, type HistoryLock, lockHistory } from './files/history.js';
-import { resolveCustomers, type Source } from './plan/resolve.js';
-import { isBlocked, type Plan, scalarFilter, scanMigration, spellings } from './plan/scan.js';
-import { fieldRefs, loadReferenceMap, mappedCollections, type ReferenceMap } from './plan/schema.js';
-import { assessPlan } from './plan/server-checks.js';
-import { recordCommitted } from './record-committed.js';
+import { appendHistory, checkHistoryFile, type HistoryLock, lockHistory } from '../files/history.js';
+import { resolveCustomers, type Source } from '../plan/resolve.js';
+import { isBlocked, type Plan, scalarFilter, scanMigration, spellings } from '../plan/scan.js';
+import { fieldRefs, loadReferenceMap, mappedCollections, type ReferenceMap } from '../plan/schema.js';
+import { assessPlan } from '../plan/server-checks.js';
 import {
   completedRecord,
   failedRecord,
   type HistoryRecord,
   newRunId,
   type RunFacts,
-} from './report/record.js';
+} from '../report/record.js';
 import {
   type PlanView,
   planJson,
@@ -21,19 +18,22 @@ import {
   renderPlan,
   renderProgress,
   renderStragglers,
-} from './report/report.js';
+} from '../report/report.js';
 import {
   asMigrationError,
   BlockedError,
   CompletedUnrecordedError,
   ExitCode,
   errorMessage,
-} from './shared/errors.js';
-import type { Output } from './shared/output.js';
-import { describeTarget } from './store/index.js';
-import type { Store } from './store/types.js';
-import { type Applied, applyMigration } from './transaction/apply.js';
-import { commitSettled } from './transaction/commit.js';
+} from '../shared/errors.js';
+import type { Output } from '../shared/output.js';
+import { describeTarget } from '../store/index.js';
+import type { Store } from '../store/types.js';
+import { type Applied, applyMigration } from '../transaction/apply.js';
+import { commitSettled } from '../transaction/commit.js';
+import type { MigrateCommand } from './command.js';
+import type { ActionContext } from './context.js';
+import { recordCommitted } from './record-committed.js';
 
 const log = createDebug('agm:migrate-customer-data');
 

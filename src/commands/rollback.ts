@@ -1,25 +1,25 @@
 import createDebug from 'debug';
-import type { RollbackCommand } from './command.js';
-import type { ActionContext } from './context.js';
-import { appendHistory, checkHistoryFile, type HistoryLock, lockHistory } from './files/history.js';
-import { loadReferenceMap } from './plan/schema.js';
-import { executionRefusals } from './preflight.js';
-import { recordCommitted } from './record-committed.js';
-import { emptyStats, finish, type HistoryRecord, markFailed, newRunId } from './report/record.js';
+import { appendHistory, checkHistoryFile, type HistoryLock, lockHistory } from '../files/history.js';
+import { loadReferenceMap } from '../plan/schema.js';
+import { emptyStats, finish, type HistoryRecord, markFailed, newRunId } from '../report/record.js';
 import {
   asMigrationError,
   BlockedError,
   CompletedUnrecordedError,
   ExitCode,
   errorMessage,
-} from './shared/errors.js';
-import type { Output } from './shared/output.js';
-import { plain } from './shared/plain.js';
-import { describeTarget } from './store/index.js';
-import type { Store } from './store/types.js';
-import { commitSettled } from './transaction/commit.js';
-import { type Restored, restoreMigration } from './transaction/restore.js';
-import { planRollback, type RollbackPlan } from './transaction/rollback-plan.js';
+} from '../shared/errors.js';
+import type { Output } from '../shared/output.js';
+import { plain } from '../shared/plain.js';
+import { describeTarget } from '../store/index.js';
+import type { Store } from '../store/types.js';
+import { commitSettled } from '../transaction/commit.js';
+import { type Restored, restoreMigration } from '../transaction/restore.js';
+import { planRollback, type RollbackPlan } from '../transaction/rollback-plan.js';
+import type { RollbackCommand } from './command.js';
+import type { ActionContext } from './context.js';
+import { executionRefusals } from './preflight.js';
+import { recordCommitted } from './record-committed.js';
 
 const log = createDebug('agm:migrate-customer-data');
 

@@ -1,15 +1,15 @@
 import { type Document, ObjectId } from 'mongodb';
+import { readHistory } from '../files/history.js';
+import { type Counts, SUB_ACCOUNT_KINDS, spellings } from '../plan/scan.js';
+import { CUSTOMER_KIND, fieldRefs, loadReferenceMap, type ReferenceMap, USERS } from '../plan/schema.js';
+import { ExitCode, UsageError } from '../shared/errors.js';
+import type { Output } from '../shared/output.js';
+import { showValue } from '../shared/plain.js';
+import { collect, type ReadOnlyStore } from '../store/types.js';
+import { chunksOf, type JournalHead } from '../transaction/journal.js';
+import { accountDrift, type DriftItem, driftIn, journalEntry } from '../transaction/rollback-plan.js';
 import type { VerifyCommand } from './command.js';
 import type { ActionContext } from './context.js';
-import { readHistory } from './files/history.js';
-import { type Counts, SUB_ACCOUNT_KINDS, spellings } from './plan/scan.js';
-import { CUSTOMER_KIND, fieldRefs, loadReferenceMap, type ReferenceMap, USERS } from './plan/schema.js';
-import { ExitCode, UsageError } from './shared/errors.js';
-import type { Output } from './shared/output.js';
-import { showValue } from './shared/plain.js';
-import { collect, type ReadOnlyStore } from './store/types.js';
-import { chunksOf, type JournalHead } from './transaction/journal.js';
-import { accountDrift, type DriftItem, driftIn, journalEntry } from './transaction/rollback-plan.js';
 
 export interface Check {
   name: string;

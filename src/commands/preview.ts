@@ -1,17 +1,17 @@
 import createDebug from 'debug';
+import { replaceFile } from '../files/atomic-file.js';
+import { resolveCustomers } from '../plan/resolve.js';
+import { isBlocked, scanMigration } from '../plan/scan.js';
+import { loadReferenceMap, mappedCollections } from '../plan/schema.js';
+import { assessPlan } from '../plan/server-checks.js';
+import { renderMarkdown } from '../report/markdown.js';
+import { newRunId } from '../report/record.js';
+import { type PlanView, planJson, renderPlan } from '../report/report.js';
+import { ExitCode } from '../shared/errors.js';
+import type { Output } from '../shared/output.js';
 import type { MigrateCommand } from './command.js';
 import type { ActionContext } from './context.js';
-import { replaceFile } from './files/atomic-file.js';
-import { resolveCustomers } from './plan/resolve.js';
-import { isBlocked, scanMigration } from './plan/scan.js';
-import { loadReferenceMap, mappedCollections } from './plan/schema.js';
-import { assessPlan } from './plan/server-checks.js';
 import { executionRefusals } from './preflight.js';
-import { renderMarkdown } from './report/markdown.js';
-import { newRunId } from './report/record.js';
-import { type PlanView, planJson, renderPlan } from './report/report.js';
-import { ExitCode } from './shared/errors.js';
-import type { Output } from './shared/output.js';
 
 const log = createDebug('agm:migrate-customer-data');
 

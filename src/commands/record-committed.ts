@@ -1,7 +1,7 @@
-import { appendHistory } from './files/history.js';
-import type { HistoryRecord } from './report/record.js';
-import { CompletedUnrecordedError, errorMessage } from './shared/errors.js';
-import type { Output } from './shared/output.js';
+import { appendHistory } from '../files/history.js';
+import type { HistoryRecord } from '../report/record.js';
+import { CompletedUnrecordedError, errorMessage } from '../shared/errors.js';
+import type { Output } from '../shared/output.js';
 
 /** After the commit the record must not be lost: if the file cannot take it, it is printed instead (exit 4). */
 export async function recordCommitted(

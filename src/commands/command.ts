@@ -1,6 +1,6 @@
-import type { CustomerRequest } from './plan/resolve.js';
-import type { MigrationOptions } from './plan/scan.js';
-import type { StoreTarget } from './store/types.js';
+import type { CustomerRequest } from '../plan/resolve.js';
+import type { MigrationOptions } from '../plan/scan.js';
+import type { StoreTarget } from '../store/types.js';
 
 /** What each command is asked to do, as the option parser hands it over. */
 

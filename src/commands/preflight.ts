@@ -1,8 +1,8 @@
+import { checkHistoryFile } from '../files/history.js';
+import type { Refusal } from '../report/report.js';
+import { asMigrationError } from '../shared/errors.js';
+import { checkSnapshotWritable } from '../store/snapshot.js';
 import type { Place } from './command.js';
-import { checkHistoryFile } from './files/history.js';
-import type { Refusal } from './report/report.js';
-import { asMigrationError } from './shared/errors.js';
-import { checkSnapshotWritable } from './store/snapshot.js';
 
 /**
  * The checks an execution (or a rollback) makes before writing anything, as refusals to show instead of errors to

@@ -1,8 +1,8 @@
+import { readHistory } from '../files/history.js';
+import type { HistoryRecord } from '../report/record.js';
+import { ExitCode } from '../shared/errors.js';
+import type { Output } from '../shared/output.js';
 import type { HistoryCommand } from './command.js';
-import { readHistory } from './files/history.js';
-import type { HistoryRecord } from './report/record.js';
-import { ExitCode } from './shared/errors.js';
-import type { Output } from './shared/output.js';
 
 export interface HistoryRow {
   id: string;
