@@ -1,5 +1,6 @@
 import { format } from 'node:util';
 import createDebug from 'debug';
+import { HelpShown, type OptionContext, parseOptions } from './cli/options.js';
 import type { ToolCommand } from './commands/command.js';
 import type { ActionContext } from './commands/context.js';
 import { executeMigration } from './commands/execute.js';
@@ -7,7 +8,6 @@ import { showHistory } from './commands/history.js';
 import { previewMigration } from './commands/preview.js';
 import { rollbackMigration } from './commands/rollback.js';
 import { verifyMigration } from './commands/verify.js';
-import { HelpShown, type OptionContext, parseOptions } from './options.js';
 import { asMigrationError, ExitCode } from './shared/errors.js';
 import { type Interruption, type SignalSource, watchSignals } from './shared/interrupt.js';
 import { createOutput, type Output } from './shared/output.js';

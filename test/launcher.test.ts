@@ -3,7 +3,7 @@ import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { DEFAULT_HISTORY_FILE } from '../src/options.js';
+import { DEFAULT_HISTORY_FILE } from '../src/cli/options.js';
 import { serializeSnapshot } from '../src/store/snapshot.js';
 import { countWhere, lastRecord } from './helpers/assertions.js';
 import { wirePeerBackend } from './helpers/backends.js';

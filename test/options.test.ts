@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { DEFAULT_HISTORY_FILE, PROJECT_ROOT } from '../src/options.js';
+import { DEFAULT_HISTORY_FILE, PROJECT_ROOT } from '../src/cli/options.js';
 import { serializeSnapshot } from '../src/store/snapshot.js';
 import { assertNoFile } from './helpers/assertions.js';
 import { runCli, tempDir } from './helpers/cli.js';

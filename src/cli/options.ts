@@ -8,9 +8,9 @@ import {
   type MigrateCommand,
   type Place,
   type ToolCommand,
-} from './commands/command.js';
-import { UsageError } from './shared/errors.js';
-import type { StoreTarget } from './store/types.js';
+} from '../commands/command.js';
+import { UsageError } from '../shared/errors.js';
+import type { StoreTarget } from '../store/types.js';
 
 /** The project root (next to package.json): this file runs as dist/src/options.js. */
 export const PROJECT_ROOT = fileURLToPath(new URL('../..', import.meta.url));
