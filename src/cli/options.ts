@@ -12,8 +12,8 @@ import {
 import { UsageError } from '../shared/errors.js';
 import type { StoreTarget } from '../store/types.js';
 
-/** The project root (next to package.json): this file runs as dist/src/options.js. */
-export const PROJECT_ROOT = fileURLToPath(new URL('../..', import.meta.url));
+/** The project root (next to package.json): this file runs as dist/src/cli/options.js. */
+export const PROJECT_ROOT = fileURLToPath(new URL('../../..', import.meta.url));
 export const DEFAULT_HISTORY_FILE = resolve(PROJECT_ROOT, 'migration_history.json');
 export const DEFAULT_URI = 'mongodb://127.0.0.1:27017/agmission';
 export interface OptionContext {

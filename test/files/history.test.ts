@@ -11,9 +11,9 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { appendHistory, lockHistory, readHistory } from '../src/files/history.js';
-import type { HistoryRecord } from '../src/report/record.js';
-import { tempDir } from './helpers/cli.js';
+import { appendHistory, lockHistory, readHistory } from '../../src/files/history.js';
+import type { HistoryRecord } from '../../src/report/record.js';
+import { tempDir } from '../helpers/cli.js';
 
 const dir = tempDir();
 after(() => dir.remove());

@@ -3,14 +3,14 @@ import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { checkHistoryFile } from '../src/files/history.js';
-import { acquireLock } from '../src/files/lock-file.js';
-import { ExitCode, type MigrationError } from '../src/shared/errors.js';
-import { checkSnapshotWritable, serializeSnapshot } from '../src/store/snapshot.js';
-import { assertNoFile } from './helpers/assertions.js';
-import { LAUNCHER, runCli } from './helpers/cli.js';
-import { demoData } from './helpers/data.js';
-import { runScriptUnprivileged, sharedTempDir, spawnCliUnprivileged } from './helpers/unprivileged.js';
+import { checkHistoryFile } from '../../src/files/history.js';
+import { acquireLock } from '../../src/files/lock-file.js';
+import { ExitCode, type MigrationError } from '../../src/shared/errors.js';
+import { checkSnapshotWritable, serializeSnapshot } from '../../src/store/snapshot.js';
+import { assertNoFile } from '../helpers/assertions.js';
+import { LAUNCHER, runCli } from '../helpers/cli.js';
+import { demoData } from '../helpers/data.js';
+import { runScriptUnprivileged, sharedTempDir, spawnCliUnprivileged } from '../helpers/unprivileged.js';
 
 const dir = sharedTempDir();
 after(() => dir.remove());
@@ -166,7 +166,7 @@ describe('checkHistoryFile', () => {
     // The lock would go beside the link, in a folder this user may not write.
     symlinkSync(join(writable, 'h.json'), join(locked, 'link.json'));
     chmodSync(locked, 0o555);
-    const check = (file: string) => checkUnprivileged('../src/files/history.js', 'checkHistoryFile', file);
+    const check = (file: string) => checkUnprivileged('../../src/files/history.js', 'checkHistoryFile', file);
     assert.match(
       check(unreadable),
       /^2 Cannot read history file .*unreadable\.json: EACCES: permission denied, open .*; choose another --output-file$/,
@@ -248,7 +248,7 @@ describe('checkSnapshotWritable', () => {
     ];
     for (const [file, message] of cases) {
       assert.equal(
-        checkUnprivileged('../src/store/snapshot.js', 'checkSnapshotWritable', file),
+        checkUnprivileged('../../src/store/snapshot.js', 'checkSnapshotWritable', file),
         `2 ${message}`,
       );
       const history = join(shared, 'history.json');

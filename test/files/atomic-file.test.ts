@@ -15,8 +15,8 @@ import {
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { replaceFile } from '../src/files/atomic-file.js';
-import { tempDir } from './helpers/cli.js';
+import { replaceFile } from '../../src/files/atomic-file.js';
+import { tempDir } from '../helpers/cli.js';
 
 const dir = tempDir();
 after(() => dir.remove());
@@ -126,7 +126,7 @@ test('a process ended mid-write (a signal handler calling process.exit) leaves n
   const files = folder('interrupted');
   const file = join(files, 'f.json');
   writeFileSync(file, 'old');
-  const atomic = new URL('../src/files/atomic-file.js', import.meta.url).href;
+  const atomic = new URL('../../src/files/atomic-file.js', import.meta.url).href;
   // The write hangs in fsync until SIGINT, whose handler ends the process as the history lock's does.
   const script = `
     import { open } from 'node:fs/promises';

@@ -4,9 +4,9 @@ import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { acquireLock, checkLockFree } from '../src/files/lock-file.js';
-import { ExitCode, RuntimeError } from '../src/shared/errors.js';
-import { tempDir } from './helpers/cli.js';
+import { acquireLock, checkLockFree } from '../../src/files/lock-file.js';
+import { ExitCode, RuntimeError } from '../../src/shared/errors.js';
+import { tempDir } from '../helpers/cli.js';
 
 const dir = tempDir();
 after(() => dir.remove());
@@ -64,7 +64,7 @@ test('a holder that cannot be read is "unknown holder", and a FIFO in its place 
 test('a process ended by process.exit (as the signal handlers do) removes its own locks, not others', () => {
   const ours = join(dir.path, 'exit.lock');
   const theirs = join(dir.path, 'theirs.lock');
-  const lockModule = new URL('../src/files/lock-file.js', import.meta.url).href;
+  const lockModule = new URL('../../src/files/lock-file.js', import.meta.url).href;
   const script = `
     import { rmSync, writeFileSync } from 'node:fs';
     const { acquireLock } = await import(${JSON.stringify(lockModule)});
