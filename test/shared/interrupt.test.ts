@@ -3,12 +3,12 @@ import { EventEmitter } from 'node:events';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { openStore } from '../src/store/index.js';
-import { serializeSnapshot } from '../src/store/snapshot.js';
-import type { Store, StoreTarget, TransactionStore } from '../src/store/types.js';
-import { lastRecord, readHistoryFile } from './helpers/assertions.js';
-import { runCli, tempDir } from './helpers/cli.js';
-import { demoData } from './helpers/data.js';
+import { openStore } from '../../src/store/index.js';
+import { serializeSnapshot } from '../../src/store/snapshot.js';
+import type { Store, StoreTarget, TransactionStore } from '../../src/store/types.js';
+import { lastRecord, readHistoryFile } from '../helpers/assertions.js';
+import { runCli, tempDir } from '../helpers/cli.js';
+import { demoData } from '../helpers/data.js';
 
 const dir = tempDir();
 after(() => dir.remove());

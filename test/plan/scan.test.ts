@@ -2,12 +2,12 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { aggregate, find } from 'mingo';
 import { ObjectId } from 'mongodb';
-import { resolveCustomers } from '../src/plan/resolve.js';
-import { isBlocked, scanMigration } from '../src/plan/scan.js';
-import { DEFAULT_REFERENCE_MAP } from '../src/plan/schema.js';
-import { assessPlan, FALLBACK_WARNING_DOCUMENTS } from '../src/plan/server-checks.js';
-import type { Document, ReadStore } from '../src/store/types.js';
-import { demoData, IDS } from './helpers/data.js';
+import { resolveCustomers } from '../../src/plan/resolve.js';
+import { isBlocked, scanMigration } from '../../src/plan/scan.js';
+import { DEFAULT_REFERENCE_MAP } from '../../src/plan/schema.js';
+import { assessPlan, FALLBACK_WARNING_DOCUMENTS } from '../../src/plan/server-checks.js';
+import type { Document, ReadStore } from '../../src/store/types.js';
+import { demoData, IDS } from '../helpers/data.js';
 
 /** An in-memory read store over a data set, counting its calls: scan must work from reads alone. */
 function readStore(data: Map<string, Document[]>): ReadStore & { calls: number } {

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ObjectId } from 'mongodb';
-import { findConflicts, type Tree } from '../src/plan/conflicts.js';
-import type { Account } from '../src/plan/resolve.js';
+import { findConflicts, type Tree } from '../../src/plan/conflicts.js';
+import type { Account } from '../../src/plan/resolve.js';
 
 function tree(username: string, accounts: [string, string, boolean?][]): Tree {
   const customer: Account = { _id: new ObjectId(), username, kind: '1' };

@@ -2,11 +2,11 @@ import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { redactText, redactUri, secretsOf } from '../src/shared/secrets.js';
-import { serializeSnapshot } from '../src/store/snapshot.js';
-import { assertNoFile } from './helpers/assertions.js';
-import { runCli, spawnCli, tempDir } from './helpers/cli.js';
-import { demoData } from './helpers/data.js';
+import { redactText, redactUri, secretsOf } from '../../src/shared/secrets.js';
+import { serializeSnapshot } from '../../src/store/snapshot.js';
+import { assertNoFile } from '../helpers/assertions.js';
+import { runCli, spawnCli, tempDir } from '../helpers/cli.js';
+import { demoData } from '../helpers/data.js';
 
 const dir = tempDir();
 after(() => dir.remove());
