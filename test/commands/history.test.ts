@@ -2,10 +2,10 @@ import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { serializeSnapshot } from '../src/store/snapshot.js';
-import { readHistoryFile } from './helpers/assertions.js';
-import { runCli, tempDir } from './helpers/cli.js';
-import { demoData } from './helpers/data.js';
+import { serializeSnapshot } from '../../src/store/snapshot.js';
+import { readHistoryFile } from '../helpers/assertions.js';
+import { runCli, tempDir } from '../helpers/cli.js';
+import { demoData } from '../helpers/data.js';
 
 const dir = tempDir();
 after(() => dir.remove());

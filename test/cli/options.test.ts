@@ -2,11 +2,11 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { DEFAULT_HISTORY_FILE, PROJECT_ROOT } from '../src/cli/options.js';
-import { serializeSnapshot } from '../src/store/snapshot.js';
-import { assertNoFile } from './helpers/assertions.js';
-import { runCli, tempDir } from './helpers/cli.js';
-import { demoData } from './helpers/data.js';
+import { DEFAULT_HISTORY_FILE, PROJECT_ROOT } from '../../src/cli/options.js';
+import { serializeSnapshot } from '../../src/store/snapshot.js';
+import { assertNoFile } from '../helpers/assertions.js';
+import { runCli, tempDir } from '../helpers/cli.js';
+import { demoData } from '../helpers/data.js';
 
 /** A slip of the keyboard must never run something else than what was meant: exit 2, nothing touched. */
 describe('options a slip of the keyboard gets wrong', () => {

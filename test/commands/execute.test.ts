@@ -2,12 +2,12 @@ import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe } from 'node:test';
-import { openStore } from '../src/store/index.js';
-import type { Store, StoreTarget } from '../src/store/types.js';
-import { assertNoFile, lastRecord } from './helpers/assertions.js';
-import { allBackends, testOn } from './helpers/backends.js';
-import { runCli, tempDir } from './helpers/cli.js';
-import { demoData, IDS } from './helpers/data.js';
+import { openStore } from '../../src/store/index.js';
+import type { Store, StoreTarget } from '../../src/store/types.js';
+import { assertNoFile, lastRecord } from '../helpers/assertions.js';
+import { allBackends, testOn } from '../helpers/backends.js';
+import { runCli, tempDir } from '../helpers/cli.js';
+import { demoData, IDS } from '../helpers/data.js';
 
 for (const backend of await allBackends('execute')) {
   describe(`execute on the ${backend.name} back end`, () => {

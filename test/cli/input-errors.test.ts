@@ -3,10 +3,10 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { ObjectId } from 'mongodb';
-import { serializeSnapshot } from '../src/store/snapshot.js';
-import { assertNoFile } from './helpers/assertions.js';
-import { runCli, tempDir } from './helpers/cli.js';
-import { buildData, demoData, IDS } from './helpers/data.js';
+import { serializeSnapshot } from '../../src/store/snapshot.js';
+import { assertNoFile } from '../helpers/assertions.js';
+import { runCli, tempDir } from '../helpers/cli.js';
+import { buildData, demoData, IDS } from '../helpers/data.js';
 
 /** Every refusal: exit 2, one line naming the problem and what to do, and not a byte changed anywhere. */
 describe('input errors', () => {
