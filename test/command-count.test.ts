@@ -207,10 +207,10 @@ for (const [label, server] of servers) {
         const db = client.db(name);
         try {
           await insertSeed(db, createSeed(n));
-          const bench = fileURLToPath(new URL('../bench/run.js', import.meta.url));
+          const bench = fileURLToPath(new URL('../bench/measure.js', import.meta.url));
           const child = await spawnNodeAsync(
             bench,
-            ['--one', 'mongo', 'engine', String(n), withDatabase(server.uri, name)],
+            ['mongo', 'engine', String(n), withDatabase(server.uri, name)],
             { env: process.env, timeoutMs: 240_000 },
           );
           assert.equal(child.code, 0, child.stdout + child.stderr);
