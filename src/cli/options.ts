@@ -311,9 +311,11 @@ function place(raw: Record<string, unknown>, context: OptionContext): Place {
 function target(raw: Record<string, unknown>, context: OptionContext): StoreTarget {
   if (raw.snapshot !== undefined)
     return { kind: 'snapshot', file: resolve(context.cwd, raw.snapshot as string) };
-  if (raw.uri !== undefined) return { kind: 'mongodb', uri: raw.uri as string };
-  const fromEnvironment = context.env.MONGODB_URI;
-  if (fromEnvironment !== undefined && fromEnvironment.trim() === '') {
+  // Spaces around a pasted URI are not part of it (a connection string holds none): the driver would call
+  // " mongodb://..." an invalid scheme.
+  if (raw.uri !== undefined) return { kind: 'mongodb', uri: (raw.uri as string).trim() };
+  const fromEnvironment = context.env.MONGODB_URI?.trim();
+  if (fromEnvironment === '') {
     throw new UsageError('MONGODB_URI is set but empty; set it to a connection string, or give --uri');
   }
   return { kind: 'mongodb', uri: fromEnvironment ?? DEFAULT_URI };

@@ -5,8 +5,11 @@ const MASK = '****';
 /**
  * A connection string's userinfo runs from `scheme://` to the LAST `@` of the token: a password with an
  * unescaped `/`, `:` or `@` (which the URI parser refuses) must not leak the part after the first of them.
+ * A mistyped scheme is a scheme too (`mongodb:/`, `mongodb//`, `mongodb:`), and so is a user name followed by
+ * its colon when there is no scheme at all (`ops:S3cret@host`): anything that looks like a URI is masked.
  */
-const URI_USERINFO = /([a-z][a-z0-9+.-]*:\/\/)([^\s"'`<>]*)@/gi;
+const URI_USERINFO = /([a-z][a-z0-9+.-]*(?::\/{0,2}|\/{1,2}))([^\s"'`<>]*)@/gi;
+const SCHEME_LIKE = /^[a-z][a-z0-9+.-]*(?::\/{0,2}|\/{1,2})/i;
 
 /** Shorter secrets are masked only inside connection strings: as bare words they would mask ordinary text. */
 const BARE_SECRET_MIN_LENGTH = 6;
@@ -24,7 +27,9 @@ export function redactUri(uri: string): string {
 
 function maskUserinfo(_match: string, scheme: string, userinfo: string): string {
   const colon = userinfo.indexOf(':');
-  return colon < 0 ? `${scheme}${userinfo}@` : `${scheme}${userinfo.slice(0, colon)}:${MASK}@`;
+  if (colon >= 0) return `${scheme}${userinfo.slice(0, colon)}:${MASK}@`;
+  // `ops:S3cret@host`: what looked like a scheme was the user name, and this is its password.
+  return scheme.includes('/') ? `${scheme}${userinfo}@` : `${scheme}${MASK}@`;
 }
 
 function escapeRegExp(text: string): string {
@@ -61,14 +66,22 @@ export function redactValue(value: unknown, secrets: readonly string[]): unknown
 }
 
 /**
- * The password of a URI in both spellings a message could carry it in (URL-encoded and decoded); the userinfo
- * ends at the last `@` before the host, as above.
+ * The password of a URI in both spellings a message could carry it in (URL-encoded and decoded). The userinfo
+ * ends at the last `@`, as above, and begins after a scheme, a mistyped one included (`mongodb:/`, `mongodb//`,
+ * `mongodb:`); with no scheme at all (`ops:S3cret@host`) it is the whole text before the `@`.
  */
 export function secretsOf(uri: string | undefined): string[] {
-  if (!uri) return [];
-  const match = /^[a-z][a-z0-9+.-]*:\/\/[^\s:@/]*:([^\s]*)@[^@\s]*$/i.exec(uri);
-  if (!match?.[1]) return [];
-  const encoded = match[1];
+  const text = uri?.trim() ?? '';
+  const at = text.lastIndexOf('@');
+  if (at < 0) return [];
+  let userinfo = text.slice(0, at);
+  const scheme = SCHEME_LIKE.exec(userinfo)?.[0];
+  if (scheme && (scheme.includes('/') || userinfo.slice(scheme.length).includes(':'))) {
+    userinfo = userinfo.slice(scheme.length);
+  }
+  const colon = userinfo.indexOf(':');
+  if (colon < 0 || colon === userinfo.length - 1) return [];
+  const encoded = userinfo.slice(colon + 1);
   let decoded = encoded;
   try {
     decoded = decodeURIComponent(encoded);

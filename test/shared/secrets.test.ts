@@ -5,6 +5,7 @@ import { after, test } from 'node:test';
 import { redactText, redactUri, secretsOf } from '../../src/shared/secrets.js';
 import { serializeSnapshot } from '../../src/store/snapshot.js';
 import { assertNoFile } from '../helpers/assertions.js';
+import { wirePeerBackend } from '../helpers/backends.js';
 import { runCli, spawnCli, tempDir } from '../helpers/cli.js';
 import { demoData } from '../helpers/data.js';
 
@@ -136,5 +137,66 @@ test('a host name that does not resolve, or an SRV record, is an input error (ex
     assert.match(result.stderr, message);
     assert.doesNotMatch(result.stderr, /Pw123456/);
     assertNoFile(history);
+  }
+});
+
+/** Mistyped schemes (and none at all): each shown with its password masked, the user kept. */
+const MISTYPED = [
+  ['mongodb:/ops:S3cret-pw@host/agm', 'mongodb:/ops:****@host/agm'],
+  ['mongodb//ops:S3cret-pw@host/agm', 'mongodb//ops:****@host/agm'],
+  ['mongodb:ops:S3cret-pw@host/agm', 'mongodb:ops:****@host/agm'],
+  ['ops:S3cret-pw@host/agm', 'ops:****@host/agm'],
+] as const;
+
+test('a URI with a mistyped scheme, or none, is masked like any other', () => {
+  for (const [uri, shown] of MISTYPED) {
+    assert.deepEqual(secretsOf(uri), ['S3cret-pw'], uri);
+    assert.equal(redactText(`bad ${uri} here`), `bad ${shown} here`);
+    assert.equal(redactUri(uri), shown);
+  }
+  assert.equal(redactText('see ops:pw@host'), 'see ops:****@host', 'a short one too, inside the URI');
+  assert.deepEqual(secretsOf(' mongodb://ops:S3cret-pw@host/agm'), ['S3cret-pw']);
+  assert.deepEqual(secretsOf('mongodb://ops@host/agm'), [], 'a user without a password');
+  assert.equal(redactText('mongodb://ops@host/agm'), 'mongodb://ops@host/agm');
+});
+
+test('a mistyped URI never shows its password, from --uri or MONGODB_URI, in text or --json: exit 2, no record', async () => {
+  const history = join(dir.path, 'mistyped.json');
+  for (const [uri, shown] of MISTYPED) {
+    for (const json of [[], ['--json']]) {
+      for (const mode of [['--preview'], []]) {
+        const args = [...mode, ...json, '--sources', 'acme_west', '--destination', 'acme_corporate'];
+        const results = [
+          await runCli([...args, '--uri', uri, '--output-file', history]),
+          await runCli([...args, '--output-file', history], { env: { MONGODB_URI: uri } }),
+        ];
+        for (const result of results) {
+          const output = result.stdout + result.stderr;
+          assert.equal(result.code, 2, output);
+          assert.ok(output.includes(`Invalid MongoDB URI ${shown}`), output);
+          assert.doesNotMatch(output, /S3cret/);
+          if (json.length > 0) assert.equal(JSON.parse(result.stdout).error.exitCode, 2);
+        }
+      }
+    }
+  }
+  assertNoFile(history);
+});
+
+test('spaces around a pasted URI are not part of it: the run reaches the server', async () => {
+  const peer = await wirePeerBackend('secrets');
+  try {
+    const loaded = await peer.load(demoData());
+    const uri = loaded.args[1] as string;
+    const args = ['--preview', '--sources', 'acme_west', '--destination', 'acme_corporate'];
+    for (const result of [
+      await runCli([...args, '--uri', ` ${uri} `]),
+      await runCli(args, { env: { MONGODB_URI: ` ${uri}` } }),
+    ]) {
+      assert.equal(result.code, 0, result.stderr);
+      assert.match(result.stdout, /Execution would proceed\./);
+    }
+  } finally {
+    await peer.close();
   }
 });
