@@ -182,6 +182,10 @@ function buildProgram(context: OptionContext, chosen: (command: ToolCommand) => 
       ).conflicts('preview'),
     )
     .addOption(valueOption('--report <file.md>', 'with --preview: also write the preview as Markdown'))
+    .option(
+      '--force',
+      'with --report: replace an existing file this tool did not write (never the snapshot, the history file or a lock)',
+    )
     .addHelpText('after', `${EXIT_CODES}\n${EXAMPLES}`)
     .action((raw: Record<string, unknown>) => chosen(migrateCommand(raw, context)));
 
@@ -284,6 +288,11 @@ function migrateCommand(raw: Record<string, unknown>, context: OptionContext): M
   if (raw.report !== undefined && raw.preview !== true) {
     throw new UsageError('--report writes a preview as Markdown: add --preview (it never runs a migration)');
   }
+  if (raw.force === true && raw.report === undefined) {
+    throw new UsageError(
+      '--force only lets --report replace an existing file: add --preview --report <file.md>',
+    );
+  }
   return {
     action: 'migrate',
     preview: raw.preview === true,
@@ -296,6 +305,7 @@ function migrateCommand(raw: Record<string, unknown>, context: OptionContext): M
     ...place(raw, context),
     ...(raw.expectPlan === undefined ? {} : { expectPlan: raw.expectPlan as string }),
     ...(raw.report === undefined ? {} : { reportFile: resolve(context.cwd, raw.report as string) }),
+    force: raw.force === true,
   };
 }
 

@@ -23,6 +23,8 @@ export interface MigrateCommand extends Place {
   expectPlan?: string;
   /** --preview --report: the preview as Markdown, for the change ticket. */
   reportFile?: string;
+  /** --force: the report may replace an existing file this tool did not write. */
+  force: boolean;
 }
 
 export interface RollbackCommand extends Place {

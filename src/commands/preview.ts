@@ -1,5 +1,6 @@
 import createDebug from 'debug';
-import { replaceFile } from '../files/atomic-file.js';
+import { lockFileOf } from '../files/lock-file.js';
+import { checkReportFile, type GuardedFile, writeReport } from '../files/report-file.js';
 import { resolveCustomers } from '../plan/resolve.js';
 import { isBlocked, scanMigration } from '../plan/scan.js';
 import { loadReferenceMap, mappedCollections } from '../plan/schema.js';
@@ -25,6 +26,7 @@ export async function previewMigration(
   output: Output,
   context: ActionContext,
 ): Promise<ExitCode> {
+  if (command.reportFile) await checkReportFile(command.reportFile, guardedFiles(command), command.force);
   const map = await loadReferenceMap(command.configFile);
   const refusals = await executionRefusals(command);
   const store = await context.openReadOnlyStore(command.target, {
@@ -47,7 +49,7 @@ export async function previewMigration(
     };
     const view: PlanView = { plan, target: store.description, threshold: assessment.threshold, refusals };
     log('plan %s: %d steps, %d blockers', plan.fingerprint, plan.steps.length, plan.blockers.length);
-    if (command.reportFile) await replaceFile(command.reportFile, renderMarkdown(view, command));
+    if (command.reportFile) await writeReport(command.reportFile, renderMarkdown(view, command));
     const exitCode = refusals[0]?.exitCode ?? (isBlocked(plan) ? ExitCode.blocked : ExitCode.ok);
     if (command.json) {
       output.json({
@@ -64,4 +66,20 @@ export async function previewMigration(
   } finally {
     await store.close();
   }
+}
+
+/** What a report must never replace: the files this run reads, and those an execution would write. */
+function guardedFiles(command: MigrateCommand): GuardedFile[] {
+  const files: GuardedFile[] = [
+    { path: command.historyFile, what: 'the history file' },
+    { path: lockFileOf(command.historyFile), what: "the history file's lock" },
+  ];
+  if (command.target.kind === 'snapshot') {
+    files.push(
+      { path: command.target.file, what: 'the snapshot file' },
+      { path: lockFileOf(command.target.file), what: "the snapshot's lock" },
+    );
+  }
+  if (command.configFile) files.push({ path: command.configFile, what: 'the --config file' });
+  return files;
 }
