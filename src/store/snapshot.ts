@@ -9,6 +9,7 @@ import { BSON } from 'mongodb';
 import { replaceFile, replaceProblem } from '../files/atomic-file.js';
 import { acquireLock, checkLockFree, type FileLock, lockFileOf } from '../files/lock-file.js';
 import { InterruptedError, RuntimeError, UsageError } from '../shared/errors.js';
+import { showValue } from '../shared/plain.js';
 import { parseExtendedJson, stringifyExtendedJson } from './ejson-file.js';
 import type {
   AggregateOptions,
@@ -141,8 +142,31 @@ class SnapshotWorkingCopy extends SnapshotReads implements TransactionStore {
   }
 }
 
+/** One key per _id value, type included (an ObjectId and its hex string are two ids, as on a server). */
 function idKey(id: unknown): string {
+  if (id instanceof BSON.ObjectId) return `o${id.toHexString()}`;
+  if (typeof id === 'string') return `s${id}`;
   return BSON.EJSON.stringify({ id }, { relaxed: false });
+}
+
+/**
+ * A server never holds two documents with one _id; an export that does was edited or concatenated by hand,
+ * and a rehearsal on it would fail only at execute ("matched 2 where the plan expected 1"). Refused at load.
+ */
+export function assertUniqueIds(collections: Collections, file: string): void {
+  for (const [name, documents] of collections) {
+    const seen = new Set<string>();
+    for (const document of documents) {
+      if (document._id === undefined) continue;
+      const key = idKey(document._id);
+      if (seen.has(key)) {
+        throw new UsageError(
+          `Snapshot ${file}: collection "${name}" holds two documents with _id ${showValue(document._id, 'none')}; an _id is unique in a collection, so fix the export (keep one of them) and run again`,
+        );
+      }
+      seen.add(key);
+    }
+  }
 }
 
 async function readText(file: string): Promise<string> {
@@ -200,6 +224,7 @@ async function load(
 ): Promise<{ collections: Collections; digest: string }> {
   const text = await readText(file);
   const collections = parseSnapshot(text, file);
+  assertUniqueIds(collections, file);
   // On a server a missing collection is an empty one; in an export it is one that was forgotten, and the
   // rehearsal would show nothing to move where the real run moves documents.
   const missing = requiredCollections.filter((name) => !collections.has(name));

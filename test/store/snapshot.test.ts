@@ -1,13 +1,14 @@
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { BSON, Int32, ObjectId } from 'mongodb';
+import { BSON, type Document, Int32, ObjectId } from 'mongodb';
 import { openReadOnlyStore, openStore } from '../../src/store/index.js';
 import { MongoReadOnlyStore } from '../../src/store/mongo.js';
 import { parseSnapshot, serializeSnapshot } from '../../src/store/snapshot.js';
 import { collect } from '../../src/store/types.js';
-import { tempDir } from '../helpers/cli.js';
+import { runCli, tempDir } from '../helpers/cli.js';
+import { demoData } from '../helpers/data.js';
 
 const dir = tempDir();
 after(() => dir.remove());
@@ -132,4 +133,34 @@ test('the preview store has no way to write, on either back end', async () => {
     assert.equal(method in MongoReadOnlyStore.prototype, false, `mongo preview store has ${method}`);
   }
   assert.equal(BSON.EJSON.stringify(await store.count('users', {})), '0');
+});
+
+test('a snapshot holding two documents with one _id is refused at load, naming the collection and the id', async () => {
+  const data = demoData();
+  const jobs = data.get('jobs') ?? [];
+  const twin = jobs[3] as Document;
+  jobs.push({ ...twin, name: 'the same _id again' });
+  const file = join(dir.path, 'duplicate-id.json');
+  writeFileSync(file, serializeSnapshot(data));
+  const bytes = readFileSync(file);
+  const history = join(dir.path, 'duplicate-id.history.json');
+  const migrate = ['--sources', 'acme_west', '--destination', 'acme_corporate', '--snapshot', file];
+  for (const args of [['--preview', ...migrate], migrate, ['verify', 'x', '--snapshot', file]]) {
+    const result = await runCli([...args, '--output-file', history]);
+    assert.equal(result.code, 2, result.stderr);
+    assert.equal(
+      result.stderr,
+      `Error: Snapshot ${file}: collection "jobs" holds two documents with _id {"$oid":"${String(twin._id)}"}; an _id is unique in a collection, so fix the export (keep one of them) and run again\n`,
+    );
+    assert.deepEqual(readFileSync(file), bytes);
+    assert.equal(existsSync(history), false);
+    assert.equal(existsSync(`${file}.lock`), false);
+  }
+  // An ObjectId and its hex string are two different _ids, as on a server.
+  const distinct = join(dir.path, 'id-spellings.json');
+  const id = new ObjectId();
+  writeFileSync(distinct, serializeSnapshot(new Map([['jobs', [{ _id: id }, { _id: id.toHexString() }]]])));
+  const store = await openReadOnlyStore({ kind: 'snapshot', file: distinct });
+  assert.equal(await store.count('jobs', {}), 2);
+  await store.close();
 });
