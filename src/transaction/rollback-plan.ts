@@ -1,7 +1,7 @@
 import { BSON, type Document, ObjectId } from 'mongodb';
 import { scalarFilter } from '../plan/scan.js';
 import { USERS } from '../plan/schema.js';
-import { UsageError } from '../shared/errors.js';
+import { BlockedError, UsageError } from '../shared/errors.js';
 import { showValue } from '../shared/plain.js';
 import { collect, type ReadStore } from '../store/types.js';
 import { chunksOf, type JournalAccount, type JournalChunk, type JournalHead, readHead } from './journal.js';
@@ -29,7 +29,7 @@ export interface RollbackPlan {
   }[];
   accounts: JournalAccount[];
   drift: { items: DriftItem[]; total: number };
-  /** Why the rollback cannot run (drift, already rolled back, later migrations). */
+  /** Why the rollback cannot run (drift, later migrations). */
   blockers: string[];
 }
 
@@ -79,17 +79,19 @@ export async function planRollback(
   where: string,
 ): Promise<RollbackPlan> {
   const head = await journalEntry(store, journal, id, where);
+  // Said plainly, before any drift check: every document differs from what the migration wrote because the
+  // rollback put it back, and listing that as drift (with advice to restore by hand) would invite a re-apply.
+  if (head.status === 'rolled_back') {
+    throw new BlockedError(
+      `Migration ${id} (${head.sources.map((s) => s.username).join(', ')} -> ${head.destination.username}) was already rolled back at ${head.rolledBackAt?.toISOString()} by ${head.rolledBackBy}; a migration is rolled back once, so there is nothing to undo`,
+    );
+  }
   const drift: RollbackPlan['drift'] = { items: [], total: 0 };
   const addDrift = (item: DriftItem) => {
     drift.total += 1;
     if (drift.items.length < DRIFT_LIST_CAP) drift.items.push(item);
   };
   const blockers: string[] = [];
-  if (head.status === 'rolled_back') {
-    blockers.push(
-      `migration ${id} was already rolled back (by ${head.rolledBackBy} at ${head.rolledBackAt?.toISOString()}); a migration is rolled back once`,
-    );
-  }
   for (const later of await laterMigrations(store, journal, head)) {
     blockers.push(
       `migration ${String(later._id)} (${later.startedAt?.toISOString?.() ?? ''}) later moved these customers' data again: roll it back first`,

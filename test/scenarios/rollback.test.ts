@@ -108,14 +108,17 @@ for (const backend of await allBackends('rollback')) {
         assert.match(after.stdout, /\(rolled_back\)[\s\S]*PASS {2}references restored/);
 
         const state = await loaded.state();
-        const again = await cli(['rollback', id]);
-        assert.equal(again.code, 3);
-        assert.match(
-          again.stderr,
-          /was already rolled back \(by [0-9a-f-]{36} at .*\); a migration is rolled back once/,
-        );
+        const historyBytes = readFileSync(history);
+        for (const preview of [[], ['--preview'], ['--json']]) {
+          const again = await cli(['rollback', id, ...preview]);
+          assert.equal(again.code, 3, again.stderr);
+          const refusal = `Migration ${id} (${head?.sources.map((s: Document) => s.username).join(', ')} -> ${head?.destination.username}) was already rolled back at ${head?.rolledBackAt.toISOString()} by ${record.id}; a migration is rolled back once, so there is nothing to undo`;
+          assert.equal(again.stderr, `Error: ${refusal}\n`, 'one plain line');
+          if (preview[0] === '--json') assert.equal(JSON.parse(again.stdout).error.message, refusal);
+          else assert.equal(again.stdout, '', 'no plan, no drift list, no advice to restore by hand');
+        }
         assert.equal(await loaded.state(), state, 'a refused rollback writes nothing');
-        assert.equal(readHistoryFile(history).length, 2, 'and records nothing');
+        assert.deepEqual(readFileSync(history), historyBytes, 'and records nothing');
       });
     }
 
