@@ -15,6 +15,8 @@ export interface Check {
   name: string;
   passed: boolean;
   detail: string;
+  /** Not checked, by design (--skip-invoices left these with the sources): never counted as passing. */
+  skipped?: true;
 }
 
 /** Samples shown per failing check; the rest are counted. */
@@ -39,7 +41,7 @@ export async function verifyMigration(
         ? await rolledBackChecks(store, head, map)
         : await completedChecks(store, head, map);
     if (command.scanAll) checks.push(await scanAll(store, head, map));
-    const passed = checks.every((check) => check.passed);
+    const passed = checks.every((check) => check.passed || check.skipped);
     if (command.json) {
       output.json({
         mode: 'verify',
@@ -78,7 +80,7 @@ async function completedChecks(store: ReadOnlyStore, head: JournalHead, map: Ref
   checks.push(await sourcesChecked(store, head));
   checks.push(await journaledStillMoved(store, head, map));
   checks.push(...(await guideCounts(store, head, await latestFollowUp(store, head, map))));
-  checks.push(await nothingLeft(store, head));
+  checks.push(...(await nothingLeft(store, head)));
   checks.push(...(await orphans(store, head.map)));
   return checks;
 }
@@ -174,11 +176,15 @@ async function guideCounts(
       softDeleted: await store.count(collection, { [field]: { $in: destination }, markedDelete: true }),
     };
     const same = counts.live === expected.live && counts.softDeleted === expected.softDeleted;
+    const kept = head.options.skipInvoices && head.map.invoiceCollections.includes(collection);
+    const what = kept
+      ? "the destination's own: --skip-invoices kept the sources' with them"
+      : "the destination's own plus what moved";
     checks.push(
       check(
         `${key} under the destination`,
         same,
-        `${counts.live} live + ${counts.softDeleted} soft-deleted; expected ${expected.live} + ${expected.softDeleted} (the destination's own plus what moved${basis})${same ? '' : ': documents created, deleted or moved since the migration change this count'}`,
+        `${counts.live} live + ${counts.softDeleted} soft-deleted; expected ${expected.live} + ${expected.softDeleted} (${what}${basis})${same ? '' : ': documents created, deleted or moved since the migration change this count'}`,
       ),
     );
   }
@@ -196,29 +202,45 @@ async function guideCounts(
   return checks;
 }
 
-/** No mapped field still references a source or a merged account, in either spelling, arrays included. */
-async function nothingLeft(store: ReadOnlyStore, head: JournalHead): Promise<Check> {
+/**
+ * No mapped field still references a source or a merged account, in either spelling, arrays included. Fields
+ * --skip-invoices left with the sources are counted and reported as skipped, never as passing.
+ */
+async function nothingLeft(store: ReadOnlyStore, head: JournalHead): Promise<Check[]> {
   const map = head.map;
-  const skipped = (invoice: boolean) => head.options.skipInvoices && invoice;
   const sources = head.sources.flatMap((source) => spellings(source._id));
   const merged = head.accounts.filter((a) => a.role === 'merged').flatMap((a) => spellings(a._id));
   const left: string[] = [];
+  const skipped: string[] = [];
   const targets = [
     ...fieldRefs(map.customerRefs, map).map((ref) => ({ ...ref, values: sources })),
     ...fieldRefs(map.accountRefs, map).map((ref) => ({ ...ref, values: merged })),
   ];
   for (const ref of targets) {
-    if (skipped(ref.invoice) || ref.values.length === 0) continue;
+    if (ref.values.length === 0) continue;
     const count = await store.count(ref.collection, { [ref.field]: { $in: ref.values } });
-    if (count > 0) left.push(`${ref.collection}.${ref.field}: ${count}`);
+    if (head.options.skipInvoices && ref.invoice) skipped.push(`${ref.collection}.${ref.field}: ${count}`);
+    else if (count > 0) left.push(`${ref.collection}.${ref.field}: ${count}`);
   }
-  return check(
-    'nothing left behind',
-    left.length === 0,
-    left.length === 0
-      ? 'no mapped field references a source or a merged account'
-      : `still referencing a source or merged account: ${left.join(', ')} (a follow-up run moves them)`,
-  );
+  const checked = skipped.length > 0 ? 'no other mapped field' : 'no mapped field';
+  const checks = [
+    check(
+      'nothing left behind',
+      left.length === 0,
+      left.length === 0
+        ? `${checked} references a source or a merged account`
+        : `still referencing a source or merged account: ${left.join(', ')} (a follow-up run moves them)`,
+    ),
+  ];
+  if (skipped.length > 0) {
+    checks.push({
+      name: 'left with the sources (--skip-invoices)',
+      passed: false,
+      skipped: true,
+      detail: `${skipped.join(', ')} document(s) still reference a source or merged account, as asked; not checked`,
+    });
+  }
+  return checks;
 }
 
 /** The guide's "Find Orphaned Data": live documents whose customer reference points at no user. */
@@ -388,13 +410,16 @@ function samples(items: string[]): string {
 }
 
 function renderChecks(head: JournalHead, target: string, checks: Check[], passed: boolean): string {
+  const skippedCount = checks.filter((c) => c.skipped).length;
   const lines = [
     `Verify migration ${head._id}: ${head.sources.map((s) => s.username).join(', ')} -> ${head.destination.username} (${head.status})`,
     `Target: ${target}`,
     '',
-    ...checks.map((c) => `  ${c.passed ? 'PASS' : 'FAIL'}  ${c.name}: ${c.detail}`),
+    ...checks.map((c) => `  ${c.skipped ? 'SKIP' : c.passed ? 'PASS' : 'FAIL'}  ${c.name}: ${c.detail}`),
     '',
-    passed ? 'All checks passed.' : `${checks.filter((c) => !c.passed).length} check(s) FAILED.`,
+    passed
+      ? `All checks passed.${skippedCount > 0 ? ` ${skippedCount} check(s) SKIPPED (not a pass).` : ''}`
+      : `${checks.filter((c) => !c.passed && !c.skipped).length} check(s) FAILED.`,
   ];
   return `${lines.join('\n')}\n`;
 }
