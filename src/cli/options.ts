@@ -10,6 +10,7 @@ import {
   type ToolCommand,
 } from '../commands/command.js';
 import { UsageError } from '../shared/errors.js';
+import { closeSpellings } from '../shared/spelling.js';
 import type { StoreTarget } from '../store/types.js';
 
 /** The project root (next to package.json): this file runs as dist/src/cli/options.js. */
@@ -152,6 +153,7 @@ function buildProgram(context: OptionContext, chosen: (command: ToolCommand) => 
         'Merge customer accounts (with their sub-accounts, jobs and invoices) into a destination customer, in one transaction.',
       )
       .version(version(), '--version', 'print the version')
+      .helpCommand(true)
       .enablePositionalOptions()
       .addOption(
         valueOption(
@@ -260,6 +262,7 @@ export function parseOptions(argv: string[], context: OptionContext): ToolComman
   const program = buildProgram(context, (chosen) => {
     command = chosen;
   });
+  checkCommandName(argv[0], program);
   try {
     program.parse(argv, { from: 'user' });
   } catch (error) {
@@ -275,6 +278,23 @@ export function parseOptions(argv: string[], context: OptionContext): ToolComman
   }
   if (!command) throw new Error('unreachable: commander ran no action');
   return command;
+}
+
+/**
+ * A first word that is not an option can only be a command: a misspelled one is named as such, with the command
+ * it was probably meant to be (a migration itself takes options only, so commander would call the word an extra
+ * argument).
+ */
+function checkCommandName(first: string | undefined, program: Command): void {
+  if (first === undefined || first.startsWith('-')) return;
+  const names = [...program.commands.map((command) => command.name()), 'help'];
+  if (names.includes(first)) return;
+  const [guess] = closeSpellings(first, names, (name) => name.toLowerCase());
+  throw new UsageError(
+    guess
+      ? `unknown command '${first}'; did you mean ${guess}?`
+      : `unknown command '${first}'; the commands are ${names.join(', ')} (a migration takes options only: --sources <list> --destination <ref>)`,
+  );
 }
 
 function migrateCommand(raw: Record<string, unknown>, context: OptionContext): MigrateCommand {

@@ -1,6 +1,7 @@
 import { ObjectId } from 'mongodb';
 import { UsageError } from '../shared/errors.js';
 import { plain } from '../shared/plain.js';
+import { closeSpellings } from '../shared/spelling.js';
 import { collect, type Document, type ReadStore } from '../store/types.js';
 import { ADMIN_KIND, CUSTOMER_KIND, USERS } from './schema.js';
 
@@ -179,27 +180,13 @@ function suggestionText(token: string, customers: Account[]): string {
   const wanted = token.trim().toLowerCase();
   const names = [...new Set(customers.map((customer) => String(customer.username)))];
   const same = names.filter((name) => name !== token && name.trim().toLowerCase() === wanted);
-  const close = names
-    .filter((name) => !same.includes(name) && name !== token)
-    .map((name) => ({ name, distance: editDistance(wanted, name.trim().toLowerCase()) }))
-    .filter(({ distance }) => distance <= Math.max(1, Math.floor(wanted.length / 4)))
-    .sort((a, b) => a.distance - b.distance || a.name.localeCompare(b.name))
-    .map(({ name }) => name);
+  const close = closeSpellings(
+    wanted,
+    names.filter((name) => !same.includes(name) && name !== token),
+    (name) => name.trim().toLowerCase(),
+  );
   const suggestions = [...same, ...close].slice(0, 3);
   return suggestions.length === 0 ? '' : ` (did you mean ${suggestions.map(showName).join(' or ')}?)`;
-}
-
-function editDistance(a: string, b: string): number {
-  let previous = Array.from({ length: b.length + 1 }, (_, index) => index);
-  for (let i = 1; i <= a.length; i += 1) {
-    const current = [i];
-    for (let j = 1; j <= b.length; j += 1) {
-      const substitution = (previous[j - 1] as number) + (a[i - 1] === b[j - 1] ? 0 : 1);
-      current.push(Math.min((previous[j] as number) + 1, (current[j - 1] as number) + 1, substitution));
-    }
-    previous = current;
-  }
-  return previous[b.length] as number;
 }
 
 function usable(entry: Lookup, role: 'Source' | 'Destination'): Account {

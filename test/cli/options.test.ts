@@ -103,6 +103,35 @@ describe('options a slip of the keyboard gets wrong', () => {
     );
   });
 
+  test('a misspelled command is an unknown command with the one it was meant to be, not "too many arguments"', async () => {
+    for (const [typed, meant] of [
+      ['verfy', 'verify'],
+      ['Verify', 'verify'],
+      ['rollbak', 'rollback'],
+      ['histroy', 'history'],
+      ['hlep', 'help'],
+    ]) {
+      const result = await refused(
+        [typed as string, '--snapshot', snapshot, '--output-file', history],
+        new RegExp(`^Error: unknown command '${typed}'; did you mean ${meant}\\?\n$`),
+      );
+      assert.doesNotMatch(result.stderr, /too many arguments/);
+    }
+    await refused(
+      ['frobnicate', ...migrate, '--snapshot', snapshot, '--output-file', history],
+      /^Error: unknown command 'frobnicate'; the commands are rollback, verify, history, help \(a migration takes options only: --sources <list> --destination <ref>\)\n$/,
+    );
+  });
+
+  test('help, and help <command>, print the help and exit 0', async () => {
+    const help = await runCli(['help']);
+    assert.equal(help.code, 0, help.stderr);
+    assert.match(help.stdout, /^Usage: migrateCustomerData\.js \[options\] \[command\]/);
+    const verify = await runCli(['help', 'verify']);
+    assert.equal(verify.code, 0, verify.stderr);
+    assert.match(verify.stdout, /^Usage: migrateCustomerData\.js verify \[options\] \[migrationId\]/);
+  });
+
   test('--version prints the package version and exits 0', async () => {
     const result = await runCli(['--version']);
     assert.equal(result.code, 0);
