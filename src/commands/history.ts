@@ -24,23 +24,41 @@ export async function showHistory(command: HistoryCommand, output: Output): Prom
       .filter((r) => r.status === 'rolled_back' && r.rollsBack)
       .map((r) => [r.rollsBack as string, r.id as string]),
   );
+  const byId = new Map(records.map((record) => [String(record.id), record]));
   const rows = records
     .filter((record) => command.status === undefined || record.status === command.status)
-    .map((record) => rowOf(record, rolledBackBy));
-  if (command.json) output.json(rows);
-  else output.report(renderTable(rows, command));
+    .map((record) => rowOf(record, rolledBackBy, byId));
+  if (command.json) {
+    // The envelope every command's --json has: what ran, where, and its result.
+    output.json({
+      mode: 'history',
+      historyFile: command.historyFile,
+      filter: command.status === undefined ? null : { status: command.status },
+      total: records.length,
+      shown: rows.length,
+      records: rows,
+    });
+  } else {
+    output.report(renderTable(rows, records.length, command));
+  }
   return ExitCode.ok;
 }
 
-function rowOf(record: Partial<HistoryRecord>, rolledBackBy: Map<string, string>): HistoryRow {
+function rowOf(
+  record: Partial<HistoryRecord>,
+  rolledBackBy: Map<string, string>,
+  byId: Map<string, Partial<HistoryRecord>>,
+): HistoryRow {
   const id = String(record.id ?? '');
+  // A rollback that failed before it read the journal names no customers: those of the migration it reverses.
+  const subject = record.rollsBack && !record.destination ? (byId.get(record.rollsBack) ?? record) : record;
   const row: HistoryRow = {
     id,
     time: String(record.startedAt ?? ''),
     status: String(record.status ?? ''),
-    sources: (record.sources ?? []).map((s) => s.username).join(',') || requested(record),
+    sources: (subject.sources ?? []).map((s) => s.username).join(',') || requested(subject),
     destination:
-      record.destination?.username ?? (isRequest(record.request) ? record.request.destination : ''),
+      subject.destination?.username ?? (isRequest(subject.request) ? subject.request.destination : ''),
     documents: record.stats?.documentsModified ?? 0,
   };
   if (record.rollsBack) row.rollsBack = record.rollsBack;
@@ -57,9 +75,9 @@ function requested(record: Partial<HistoryRecord>): string {
   return isRequest(record.request) ? record.request.sources.join(',') : '';
 }
 
-function renderTable(rows: HistoryRow[], command: HistoryCommand): string {
+function renderTable(rows: HistoryRow[], total: number, command: HistoryCommand): string {
   if (rows.length === 0) {
-    return `No ${command.status ? `${command.status} ` : ''}records in ${command.historyFile}\n`;
+    return `No ${command.status ? `${command.status} ` : ''}records in ${command.historyFile}${command.status ? ` (${total} record(s) in all)` : ''}\n`;
   }
   const table = [
     ['id', 'time', 'status', 'sources -> destination', 'documents', 'rolled back by / reverses'],
@@ -82,5 +100,8 @@ function renderTable(rows: HistoryRow[], command: HistoryCommand): string {
       .join('  ')
       .trimEnd(),
   );
-  return `${lines.join('\n')}\n${rows.length} record(s) in ${command.historyFile}\n`;
+  const count = command.status
+    ? `${rows.length} ${command.status} record(s) shown, of ${total} in ${command.historyFile}`
+    : `${rows.length} record(s) in ${command.historyFile}`;
+  return `${lines.join('\n')}\n${count}\n`;
 }

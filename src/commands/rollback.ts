@@ -1,5 +1,11 @@
 import createDebug from 'debug';
-import { appendHistory, checkHistoryFile, type HistoryLock, lockHistory } from '../files/history.js';
+import {
+  appendHistory,
+  checkHistoryFile,
+  type HistoryLock,
+  lockHistory,
+  readHistory,
+} from '../files/history.js';
 import { loadReferenceMap } from '../plan/schema.js';
 import { emptyStats, finish, type HistoryRecord, markFailed, newRunId } from '../report/record.js';
 import {
@@ -41,6 +47,7 @@ export async function rollbackMigration(
   await checkHistoryFile(command.historyFile);
   const startedAt = new Date();
   const record = rollbackRecord(newRunId(), command.migrationId, describeTarget(command.target), startedAt);
+  await describeFromHistory(record, command);
   context.interruption.onForce(() => ({
     message: 'stopped before the commit: nothing was rolled back',
     exitCode: ExitCode.failed,
@@ -194,6 +201,19 @@ function rollbackRecord(id: string, migrationId: string, target: string, started
   };
 }
 
+/**
+ * Until the journal is read (it names them for sure), the customers are those of the migration's own record:
+ * a rollback that fails before reaching the journal (an unreachable server) still says what it was about.
+ */
+async function describeFromHistory(record: HistoryRecord, command: RollbackCommand): Promise<void> {
+  const records = (await readHistory(command.historyFile)) as Partial<HistoryRecord>[];
+  const migration = records.find((entry) => entry.id === command.migrationId && !entry.rollsBack);
+  if (!migration?.destination) return;
+  record.sources = (migration.sources ?? []).map(({ id, username }) => ({ id, username }));
+  record.destination = migration.destination;
+  record.options = migration.options ?? null;
+}
+
 function describeSubject(record: HistoryRecord, plan: RollbackPlan): void {
   record.sources = plan.head.sources.map((s) => ({ id: s._id.toHexString(), username: s.username }));
   record.destination = {
@@ -223,7 +243,7 @@ function renderRollback(plan: RollbackPlan, target: string, mode: 'preview' | 'e
       (r) =>
         `  ${r.collection}.${r.field}: ${r.documents} document(s) back to ${typeof r.from === 'string' ? `"${r.from}"` : r.from.toHexString()}`,
     ),
-    `Account documents restored to their before-images: ${plan.accounts.length} (${plan.accounts.map((a) => `${a.role} ${a._id.toHexString()}`).join(', ') || 'none'})`,
+    `Account documents restored to their before-images: ${plan.accounts.length} (${plan.accounts.map((a) => `${a.role} ${String(a.before.username)} ${a._id.toHexString()}`).join(', ') || 'none'})`,
     `Destination ${head.destination.username}: migration ${head._id} taken off migrationsReceived`,
     '',
     plan.drift.total === 0

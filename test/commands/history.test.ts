@@ -53,13 +53,32 @@ test('history prints the file as a table, filters by status, says who rolled bac
   );
   assert.equal(lines[4], `3 record(s) in ${history}`);
 
+  const failedTable = await runCli(['history', '--status', 'failed', '--output-file', history]);
+  assert.equal(
+    failedTable.stdout.trim().split('\n').at(-1),
+    `1 failed record(s) shown, of 3 in ${history}`,
+    'counts what it shows, and says of how many',
+  );
   const onlyFailed = await runCli(['history', '--status', 'failed', '--output-file', history, '--json']);
+  const envelope = JSON.parse(onlyFailed.stdout);
   assert.deepEqual(
-    JSON.parse(onlyFailed.stdout).map((row: { id: string; status: string }) => [row.id, row.status]),
+    { ...envelope, records: undefined },
+    {
+      mode: 'history',
+      historyFile: history,
+      filter: { status: 'failed' },
+      total: 3,
+      shown: 1,
+      records: undefined,
+    },
+    'the same envelope as the other commands: mode first',
+  );
+  assert.deepEqual(
+    envelope.records.map((row: { id: string; status: string }) => [row.id, row.status]),
     [[failed?.id, 'failed']],
   );
   const none = await runCli(['history', '--status', 'unknown', '--output-file', history]);
-  assert.equal(none.stdout, `No unknown records in ${history}\n`);
+  assert.equal(none.stdout, `No unknown records in ${history} (3 record(s) in all)\n`);
   assert.deepEqual(readFileSync(history), bytes, 'history only reads');
 });
 
@@ -69,4 +88,43 @@ test('history on a file that is not a JSON array is an input error', async () =>
   const result = await runCli(['history', '--output-file', bad]);
   assert.equal(result.code, 2);
   assert.match(result.stderr, /is not a JSON array/);
+});
+
+test('a rollback that fails before reaching the journal still names its sources and destination', async () => {
+  const snapshot = join(dir.path, 'for-rollback.json');
+  writeFileSync(snapshot, serializeSnapshot(demoData()));
+  const history = join(dir.path, 'rollback-failed.json');
+  const migrated = await runCli([
+    '--sources',
+    'acme_west',
+    '--destination',
+    'acme_corporate',
+    '--snapshot',
+    snapshot,
+    '--output-file',
+    history,
+  ]);
+  assert.equal(migrated.code, 0, migrated.stderr);
+  const [migration] = readHistoryFile(history);
+  const unreachable = 'mongodb://127.0.0.1:9/agmission?serverSelectionTimeoutMS=300';
+  const rollback = await runCli([
+    'rollback',
+    migration?.id as string,
+    '--uri',
+    unreachable,
+    '--output-file',
+    history,
+  ]);
+  assert.equal(rollback.code, 1, rollback.stderr);
+  const failed = readHistoryFile(history)[1];
+  assert.equal(failed?.status, 'failed');
+  assert.deepEqual(failed?.sources, migration?.sources);
+  assert.deepEqual(failed?.destination, migration?.destination);
+  const table = await runCli(['history', '--status', 'failed', '--output-file', history]);
+  assert.match(
+    table.stdout,
+    new RegExp(
+      `\\n${failed?.id}\\s+\\S+\\s+failed\\s+acme_west -> acme_corporate\\s+0\\s+reverses ${migration?.id}\\n`,
+    ),
+  );
 });
