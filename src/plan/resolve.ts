@@ -165,7 +165,8 @@ async function reportMissing(store: ReadStore, sources: Lookup[], destination: L
   const customers = (await collect(
     store.find(USERS, { kind: CUSTOMER_KIND }, { projection: { username: 1 } }),
   )) as Account[];
-  const describe = (token: string) => `${showName(token)}${suggestionText(token, customers)}`;
+  const describe = (token: string) =>
+    `${showName(token)}${malformedIdText(token) ?? suggestionText(token, customers)}`;
   const parts: string[] = [];
   if (missingSources.length > 0)
     parts.push(`Source customer(s) not found: ${missingSources.map(describe).join(', ')}`);
@@ -174,19 +175,31 @@ async function reportMissing(store: ReadStore, sources: Lookup[], destination: L
   throw new UsageError(`${parts.join('; ')}; check the usernames/ids (see --help)`);
 }
 
-/** Names that differ only in case or surrounding spaces first, then close spellings (edit distance). */
+/** A run of hex digits too short or too long to be an id: a copy that lost or gained a character. */
+function malformedIdText(token: string): string | undefined {
+  if (OBJECT_ID.test(token) || !/^[0-9a-fA-F]{16,}$/.test(token)) return undefined;
+  return ` (a malformed id: ${token.length} hex digits, an id has 24)`;
+}
+
+/**
+ * The same name differing only in case or surrounding spaces, when there is one (`ACME_WEST` is acme_west, not
+ * also acme_east); otherwise close spellings (edit distance).
+ */
 function suggestionText(token: string, customers: Account[]): string {
   if (OBJECT_ID.test(token)) return '';
   const wanted = token.trim().toLowerCase();
   const names = [...new Set(customers.map((customer) => String(customer.username)))];
   const same = names.filter((name) => name !== token && name.trim().toLowerCase() === wanted);
-  const close = closeSpellings(
-    wanted,
-    names.filter((name) => !same.includes(name) && name !== token),
-    (name) => name.trim().toLowerCase(),
-  );
-  const suggestions = [...same, ...close].slice(0, 3);
-  return suggestions.length === 0 ? '' : ` (did you mean ${suggestions.map(showName).join(' or ')}?)`;
+  const suggestions =
+    same.length > 0
+      ? same
+      : closeSpellings(
+          wanted,
+          names.filter((name) => name !== token),
+          (name) => name.trim().toLowerCase(),
+        );
+  const shown = suggestions.slice(0, 3).map(showName).join(' or ');
+  return suggestions.length === 0 ? '' : ` (did you mean ${shown}?)`;
 }
 
 function usable(entry: Lookup, role: 'Source' | 'Destination'): Account {

@@ -134,8 +134,30 @@ describe('input errors', () => {
   test('missing sources and destination are named in one message, each with what was probably meant', () =>
     refused(
       ['--sources', 'acme_wset,ACME_EAST,nobody_at_all', '--destination', 'acme_corprate'],
-      /^Error: Source customer\(s\) not found: acme_wset \(did you mean acme_west\?\), ACME_EAST \(did you mean acme_east[^)]*\?\), nobody_at_all; Destination customer not found: acme_corprate \(did you mean acme_corporate\?\); check the usernames\/ids/,
+      /^Error: Source customer\(s\) not found: acme_wset \(did you mean acme_west\?\), ACME_EAST \(did you mean acme_east\?\), nobody_at_all; Destination customer not found: acme_corprate \(did you mean acme_corporate\?\); check the usernames\/ids/,
     ));
+
+  test('a name differing only in case suggests that one customer alone; close spellings only when there is none', async () => {
+    await refused(
+      ['--sources', 'ACME_WEST', '--destination', 'acme_corporate'],
+      /^Error: Source customer\(s\) not found: ACME_WEST \(did you mean acme_west\?\); check/,
+    );
+    await refused(
+      ['--sources', 'acme_wesst', '--destination', 'acme_corporate'],
+      /not found: acme_wesst \(did you mean acme_west or acme_east\?\)/,
+    );
+  });
+
+  test('a run of hex digits one short of (or beyond) an id is called a malformed id', async () => {
+    await refused(
+      ['--sources', '507f1f77bcf86cd79943901', '--destination', 'acme_corporate'],
+      /^Error: Source customer\(s\) not found: 507f1f77bcf86cd79943901 \(a malformed id: 23 hex digits, an id has 24\); check/,
+    );
+    await refused(
+      ['--sources', 'acme_west', '--destination', `${IDS.acme_corporate}0`],
+      /Destination customer not found: 5f0c0a0000000000000001000 \(a malformed id: 25 hex digits, an id has 24\)/,
+    );
+  });
 
   test('usernames with edge spaces or invisible characters are shown quoted and escaped', async () => {
     const { data } = buildData({ 'acme_west ': [], 'zero\u200bwidth': [], dest: [] });
