@@ -55,13 +55,15 @@ Environment:
  * starts with "-" (the value was forgotten and the next option taken for it), or that repeats an option given
  * once already (the first would be silently dropped) is refused before anything runs.
  */
-function value<T = string>(name: string, parse?: (text: string) => T) {
+function value<T = string>(name: string, isPath: boolean, parse?: (text: string) => T) {
   return (text: string, previous: unknown): T | string => {
     if (previous !== undefined) throw new InvalidArgumentError(`${name} is given twice; give it once`);
     if (text.trim() === '') throw new InvalidArgumentError(`it is empty; give a value to ${name}`);
     if (text.startsWith('-')) {
       throw new InvalidArgumentError(
-        `it looks like an option, so the value of ${name} is missing (a path starting with "-" can be written ./${text})`,
+        isPath
+          ? `it looks like an option, so the value of ${name} is missing (a path starting with "-" can be written ./${text})`
+          : `it looks like an option, so the value of ${name} is missing; give it right after ${name}`,
       );
     }
     return parse ? parse(text) : text;
@@ -97,7 +99,9 @@ function historyStatus(text: string): HistoryStatus {
 
 function valueOption(flags: string, description: string, parse?: (text: string) => unknown): Option {
   const option = new Option(flags, description);
-  return option.argParser(value(option.long ?? flags, parse));
+  // Only a path can sensibly start with "-" (written ./-x); other values get advice about the value itself.
+  const isPath = /<(path|file[^>]*)>/.test(flags);
+  return option.argParser(value(option.long ?? flags, isPath, parse));
 }
 
 /** Where to find the history file: --output-file, else next to a snapshot (a rehearsal has its own trail). */
@@ -254,6 +258,8 @@ function buildProgram(context: OptionContext, chosen: (command: ToolCommand) => 
   return finish(program, context);
 }
 
+const HELP_CODES = new Set(['commander.help', 'commander.helpDisplayed', 'commander.version']);
+
 /** Thrown when commander printed help or the version; the caller exits 0. */
 export class HelpShown extends Error {}
 
@@ -267,7 +273,9 @@ export function parseOptions(argv: string[], context: OptionContext): ToolComman
     program.parse(argv, { from: 'user' });
   } catch (error) {
     if (error instanceof CommanderError) {
-      if (error.exitCode === 0) throw new HelpShown();
+      // By code, not exit code: commander's `help` command exits with process.exitCode, which a host process
+      // (a test runner) may have set.
+      if (HELP_CODES.has(error.code)) throw new HelpShown();
       // commander has already printed its one-line message and the hint.
       throw new UsageError(error.message.replace(/^error: /, ''), {
         cause: error,

@@ -53,6 +53,26 @@ describe('options a slip of the keyboard gets wrong', () => {
     );
   });
 
+  test('a forgotten value of an option that is not a path gets advice about the value, not about paths', async () => {
+    for (const [option, next] of [
+      ['--sources', '--destination'],
+      ['--destination', '--preview'],
+      ['--uri', '--preview'],
+    ]) {
+      const args = ['--sources', 'acme_west', '--destination', 'acme_corporate', '--output-file', history];
+      const at = args.indexOf(option as string);
+      const result = await refused(
+        at >= 0
+          ? [...args.slice(0, at + 1), next as string, ...args.slice(at + 2)]
+          : [...args, option as string, next as string],
+        new RegExp(
+          `argument '${next}' is invalid\\. it looks like an option, so the value of ${option} is missing; give it right after ${option}\\n`,
+        ),
+      );
+      assert.doesNotMatch(result.stderr, /path/);
+    }
+  });
+
   test('a single-value option given twice is refused, naming it; --sources too (one list)', async () => {
     await refused(
       [
@@ -130,6 +150,14 @@ describe('options a slip of the keyboard gets wrong', () => {
     const verify = await runCli(['help', 'verify']);
     assert.equal(verify.code, 0, verify.stderr);
     assert.match(verify.stdout, /^Usage: migrateCustomerData\.js verify \[options\] \[migrationId\]/);
+    // commander's help command exits with process.exitCode, which a host process may have set.
+    const saved = process.exitCode;
+    process.exitCode = 1;
+    try {
+      assert.equal((await runCli(['help'])).code, 0);
+    } finally {
+      process.exitCode = saved;
+    }
   });
 
   test('--version prints the package version and exits 0', async () => {
