@@ -22,8 +22,11 @@ export async function readHistory(file: string): Promise<unknown[]> {
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
-  } catch {
-    parsed = undefined;
+  } catch (error) {
+    // A cut-off file (a full disk, a copy interrupted) is told apart from one that holds something else.
+    throw new UsageError(
+      `History file ${file} is not valid JSON (truncated or damaged: ${errorMessage(error)}); restore it from a backup, or move it aside or choose another --output-file (it was not changed)`,
+    );
   }
   if (!Array.isArray(parsed)) {
     throw new UsageError(

@@ -88,8 +88,11 @@ export interface Expectations {
   customerRefs: Record<string, Counts>;
   /** Sub-accounts (kinds 3, 5, 9) under the destination after the migration: the guide's query. */
   subAccounts: number;
-  /** Accounts whose parent becomes the destination (merged ones included). */
-  movingAccounts: { _id: ObjectId; username: string; kind: string; from: string }[];
+  /**
+   * Accounts whose parent becomes the destination (merged ones included), and with --convert-to-admin the
+   * source customers themselves, which become admins under it (`converted`).
+   */
+  movingAccounts: { _id: ObjectId; username: string; kind: string; from: string; converted?: true }[];
 }
 
 export interface Plan {
@@ -171,7 +174,7 @@ export async function scanMigration(
     blockers: blockersOf(conflicts, conflictBlocks, options, fields),
     steps,
     fields,
-    expectations: expectationsOf(fields, trees),
+    expectations: expectationsOf(fields, trees, options),
     estimate: { documents: steps.reduce((sum, step) => sum + step.expected, 0) },
     warnings: warningsFor(summaries),
   };
@@ -453,7 +456,7 @@ function blockersOf(
   return blockers;
 }
 
-function expectationsOf(fields: FieldScan[], trees: Tree[]): Expectations {
+function expectationsOf(fields: FieldScan[], trees: Tree[], options: MigrationOptions): Expectations {
   const customerRefs: Record<string, Counts> = {};
   for (const scanned of fields.filter((f) => f.kind === 'customer' && f.collection !== USERS)) {
     const { before, moving } = scanned.destination as { before: Counts; moving: Counts };
@@ -468,14 +471,25 @@ function expectationsOf(fields: FieldScan[], trees: Tree[]): Expectations {
   return {
     customerRefs,
     subAccounts: underDestination.filter((account) => SUB_ACCOUNT_KINDS.includes(account.kind)).length,
-    movingAccounts: sourceTrees.flatMap((tree) =>
-      tree.accounts.map((account) => ({
+    movingAccounts: sourceTrees.flatMap((tree) => [
+      ...(options.convertToAdmin && !tree.followUp
+        ? [
+            {
+              _id: tree.customer._id,
+              username: tree.customer.username,
+              kind: ADMIN_KIND,
+              from: tree.customer.username,
+              converted: true as const,
+            },
+          ]
+        : []),
+      ...tree.accounts.map((account) => ({
         _id: account._id,
         username: account.username,
         kind: account.kind,
         from: tree.customer.username,
       })),
-    ),
+    ]),
   };
 }
 

@@ -168,7 +168,9 @@ function expectationLines(plan: Plan): string[] {
     lines.push(`  accounts moving under it (${movingAccounts.length}):`);
     for (const account of movingAccounts) {
       lines.push(
-        `    ${showName(account.username)} (${describeKind(account.kind)}, from ${showName(account.from)})`,
+        account.converted
+          ? `    ${showName(account.username)} (the source customer itself, converted to ${describeKind(account.kind)})`
+          : `    ${showName(account.username)} (${describeKind(account.kind)}, from ${showName(account.from)})`,
       );
     }
   }

@@ -107,7 +107,7 @@ export async function planRollback(
       collection: USERS,
       id: head.destination._id.toHexString(),
       fields: ['migrationsReceived'],
-      detail: `the destination no longer records migration ${id}`,
+      detail: `the destination ${head.destination.username} no longer records migration ${id}`,
     });
   }
   if (drift.total > 0) {
@@ -177,11 +177,13 @@ export async function accountDrift(
     const document = current.find((candidate) => account._id.equals(candidate._id));
     const image = account[expected];
     if (sameDocument(document, image)) continue;
+    const fields = document ? differingFields(document, image) : [];
+    const what = `${account.role} account ${String(account.before.username)}`;
     addDrift({
       collection: USERS,
       id: account._id.toHexString(),
-      fields: document ? differingFields(document, image) : [],
-      detail: document ? `${account.role} account edited since` : 'deleted since',
+      fields,
+      detail: document ? `${what} edited since (${fields.join(', ')})` : `${what} deleted since`,
     });
   }
 }

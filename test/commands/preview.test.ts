@@ -58,3 +58,29 @@ test('a preview shows the refusals execute would meet (corrupt history, held loc
   );
   assert.deepEqual(readFileSync(snapshot), bytes);
 });
+
+test('with --convert-to-admin the converted customers are listed among the accounts moving under the destination', async () => {
+  const snapshot = join(dir.path, 'convert.json');
+  writeFileSync(snapshot, serializeSnapshot(demoData()));
+  const args = ['--preview', '--sources', 'acme_west,acme_east', '--destination', 'acme_corporate'];
+  const converted = await runCli([...args, '--convert-to-admin', '--snapshot', snapshot]);
+  assert.equal(converted.code, 0, converted.stderr);
+  assert.match(converted.stdout, /accounts moving under it \(8\):\n/);
+  for (const name of ['acme_west', 'acme_east']) {
+    assert.match(
+      converted.stdout,
+      new RegExp(
+        `\\n {4}${name} \\(the source customer itself, converted to an admin account \\(kind '2'\\)\\)\\n`,
+      ),
+    );
+  }
+  const json = await runCli([...args, '--convert-to-admin', '--json', '--snapshot', snapshot]);
+  const moving = JSON.parse(json.stdout).plan.expectations.movingAccounts;
+  assert.deepEqual(
+    moving.filter((a: { converted?: boolean }) => a.converted).map((a: { username: string }) => a.username),
+    ['acme_west', 'acme_east'],
+  );
+  const plain = await runCli([...args, '--snapshot', snapshot]);
+  assert.match(plain.stdout, /accounts moving under it \(6\):\n/);
+  assert.doesNotMatch(plain.stdout, /source customer itself/);
+});

@@ -79,7 +79,7 @@ describe('checkHistoryFile', () => {
         [
           'corrupt.json',
           ExitCode.usage,
-          `History file ${path('corrupt.json')} is not a JSON array; move it aside or choose another --output-file (it was not changed)`,
+          `History file ${path('corrupt.json')} is not valid JSON (truncated or damaged: Unexpected end of JSON input); restore it from a backup, or move it aside or choose another --output-file (it was not changed)`,
         ],
         [
           'a-folder.json',

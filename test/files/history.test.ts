@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { appendHistory, lockHistory, readHistory } from '../../src/files/history.js';
 import type { HistoryRecord } from '../../src/report/record.js';
-import { tempDir } from '../helpers/cli.js';
+import { runCli, tempDir } from '../helpers/cli.js';
 
 const dir = tempDir();
 after(() => dir.remove());
@@ -57,7 +57,26 @@ test('a file that is not a JSON array is never rewritten', async () => {
   await assert.rejects(appendHistory(file, record('x')), /is not a JSON array/);
   assert.equal(readFileSync(file, 'utf8'), '{"a":1}');
   writeFileSync(file, '[1,');
-  await assert.rejects(readHistory(file), /is not a JSON array/);
+  await assert.rejects(readHistory(file), /is not valid JSON \(truncated or damaged: /);
+});
+
+test('a truncated history file is called not valid JSON, and left as it was, by every command', async () => {
+  const file = join(dir.path, 'truncated.json');
+  const text = '[\n  {\n    "id": "1",\n    "status": "compl';
+  writeFileSync(file, text);
+  for (const args of [
+    ['history'],
+    ['verify'],
+    ['--sources', 'a', '--destination', 'b', '--uri', 'mongodb://127.0.0.1:9/x'],
+  ]) {
+    const result = await runCli([...args, '--output-file', file]);
+    assert.equal(result.code, 2, result.stderr);
+    assert.match(
+      result.stderr,
+      /^Error: History file .*truncated\.json is not valid JSON \(truncated or damaged: [^)]+\); restore it from a backup, or move it aside or choose another --output-file \(it was not changed\)\n$/,
+    );
+    assert.equal(readFileSync(file, 'utf8'), text);
+  }
 });
 
 test('a failed write leaves the old file whole (the rename never happens)', async () => {

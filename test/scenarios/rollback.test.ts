@@ -195,7 +195,16 @@ for (const backend of await allBackends('rollback')) {
       );
       const refused = await cli(['rollback', id, '--preview']);
       assert.equal(refused.code, 3);
-      assert.match(refused.stdout, new RegExp(`users ${IDS.john_farmer}: merged account edited since`));
+      assert.match(
+        refused.stdout,
+        new RegExp(`\\n  users ${IDS.john_farmer}: merged account john_farmer edited since \\(email\\)\\n`),
+      );
+      assert.match(
+        refused.stdout,
+        new RegExp(
+          `Account documents restored to their before-images: 3 \\(source acme_aviation ${IDS.acme_aviation}, merged john_farmer ${IDS.john_farmer}, merged pilot_mike ${IDS.pilot_mike_source}\\)`,
+        ),
+      );
     });
 
     it('a later migration that moved the destination onwards must be rolled back first', async () => {
