@@ -233,7 +233,9 @@ function buildProgram(context: OptionContext, chosen: (command: ToolCommand) => 
     historyOptions(
       program
         .command('history')
-        .description('print the history file as a table')
+        .description(
+          'print the history file as a table (reads only that file: no --uri or --config; --snapshot finds a rehearsal’s history)',
+        )
         .addOption(
           valueOption(
             '--status <status>',

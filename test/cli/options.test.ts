@@ -160,6 +160,29 @@ describe('options a slip of the keyboard gets wrong', () => {
     }
   });
 
+  test("each command's --help lists exactly the options the README's command table gives it", async () => {
+    const readme = readFileSync(join(PROJECT_ROOT, 'README.md'), 'utf8');
+    const rows = [...readme.matchAll(/^\| `(rollback|verify|history)[^`]*` \| ([^|]*) \|/gm)];
+    assert.deepEqual(
+      rows.map((row) => row[1]),
+      ['rollback', 'verify', 'history'],
+    );
+    for (const [, command, cell] of rows) {
+      const documented = [...(cell as string).matchAll(/`(--[a-z-]+)`/g)].map((m) => m[1]).sort();
+      const help = await runCli([command as string, '--help']);
+      assert.equal(help.code, 0);
+      const listed = [...help.stdout.matchAll(/^ {2}(?:-\w, )?(--[a-z-]+)/gm)]
+        .map((m) => m[1])
+        .filter((option) => option !== '--help')
+        .sort();
+      assert.deepEqual(listed, documented, `${command}: --help and the README agree`);
+    }
+    await refused(
+      ['history', '--uri', 'mongodb://127.0.0.1:9/x', '--output-file', history],
+      /unknown option '--uri'/,
+    );
+  });
+
   test('--version prints the package version and exits 0', async () => {
     const result = await runCli(['--version']);
     assert.equal(result.code, 0);
