@@ -12,7 +12,7 @@ import { ExitCode } from '../shared/errors.js';
 import type { Output } from '../shared/output.js';
 import type { MigrateCommand } from './command.js';
 import type { ActionContext } from './context.js';
-import { executionRefusals } from './preflight.js';
+import { executionChecks } from './preflight.js';
 
 const log = createDebug('agm:migrate-customer-data');
 
@@ -28,7 +28,7 @@ export async function previewMigration(
 ): Promise<ExitCode> {
   if (command.reportFile) await checkReportFile(command.reportFile, guardedFiles(command), command.force);
   const map = await loadReferenceMap(command.configFile);
-  const refusals = await executionRefusals(command);
+  const { refusals, cautions } = await executionChecks(command);
   const store = await context.openReadOnlyStore(command.target, {
     pointInTime: true,
     requiredCollections: mappedCollections(map),
@@ -47,7 +47,13 @@ export async function previewMigration(
       warnings: [...scanned.warnings, ...assessment.warnings],
       blockers: [...scanned.blockers, ...assessment.blockers],
     };
-    const view: PlanView = { plan, target: store.description, threshold: assessment.threshold, refusals };
+    const view: PlanView = {
+      plan,
+      target: store.description,
+      threshold: assessment.threshold,
+      refusals,
+      cautions,
+    };
     log('plan %s: %d steps, %d blockers', plan.fingerprint, plan.steps.length, plan.blockers.length);
     if (command.reportFile) await writeReport(command.reportFile, renderMarkdown(view, command));
     const exitCode = refusals[0]?.exitCode ?? (isBlocked(plan) ? ExitCode.blocked : ExitCode.ok);
@@ -55,7 +61,7 @@ export async function previewMigration(
       output.json({
         mode: 'preview',
         target: store.description,
-        wouldProceed: exitCode === ExitCode.ok,
+        wouldProceed: exitCode === ExitCode.ok && cautions.length === 0,
         plan: planJson(view),
       });
     } else {

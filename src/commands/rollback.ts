@@ -24,7 +24,7 @@ import { type Restored, restoreMigration } from '../transaction/restore.js';
 import { planRollback, type RollbackPlan } from '../transaction/rollback-plan.js';
 import type { RollbackCommand } from './command.js';
 import type { ActionContext } from './context.js';
-import { executionRefusals } from './preflight.js';
+import { executionChecks } from './preflight.js';
 import { recordCommitted } from './record-committed.js';
 
 const log = createDebug('agm:migrate-customer-data');
@@ -109,7 +109,7 @@ async function previewRollback(
   context: ActionContext,
   journal: string,
 ): Promise<ExitCode> {
-  const refusals = await executionRefusals(command);
+  const { refusals, cautions } = await executionChecks(command);
   const store = await context.openReadOnlyStore(command.target, { pointInTime: true });
   try {
     const plan = await planRollback(store, journal, command.migrationId, store.description);
@@ -119,7 +119,8 @@ async function previewRollback(
       output.json({
         mode: 'rollback-preview',
         target: store.description,
-        wouldProceed: exitCode === ExitCode.ok,
+        wouldProceed: exitCode === ExitCode.ok && cautions.length === 0,
+        cautions,
         plan: plain({
           migration: plan.head._id,
           status: plan.head.status,
@@ -133,7 +134,7 @@ async function previewRollback(
         }),
       });
     } else {
-      output.report(renderRollback({ ...plan, blockers }, store.description, 'preview'));
+      output.report(renderRollback({ ...plan, blockers }, store.description, 'preview', cautions));
     }
     return exitCode as ExitCode;
   } finally {
@@ -231,7 +232,12 @@ function statsOf(restored: Restored): Pick<HistoryRecord, 'stats'> {
   return { stats };
 }
 
-function renderRollback(plan: RollbackPlan, target: string, mode: 'preview' | 'execute'): string {
+function renderRollback(
+  plan: RollbackPlan,
+  target: string,
+  mode: 'preview' | 'execute',
+  cautions: string[] = [],
+): string {
   const { head } = plan;
   const lines = [
     mode === 'preview' ? 'Rollback: PREVIEW (read-only, nothing will be written)' : 'Rollback: EXECUTE',
@@ -257,9 +263,14 @@ function renderRollback(plan: RollbackPlan, target: string, mode: 'preview' | 'e
   if (mode === 'preview') {
     lines.push(
       '',
-      plan.blockers.length === 0
-        ? 'Rollback would proceed.'
-        : `Rollback would be REFUSED: ${plan.blockers.join('; ')}`,
+      ...(plan.blockers.length === 0 && cautions.length > 0
+        ? ['Before rolling back:', ...cautions.map((caution) => `  - ${caution}`)]
+        : []),
+      plan.blockers.length > 0
+        ? `Rollback would be REFUSED: ${plan.blockers.join('; ')}`
+        : cautions.length > 0
+          ? 'Rollback would proceed once that is done.'
+          : 'Rollback would proceed.',
       'Preview only: no changes were made.',
     );
   }

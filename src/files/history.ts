@@ -1,4 +1,5 @@
-import { mkdir, readFile, stat } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { access, mkdir, readFile, stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { errorMessage, UsageError } from '../shared/errors.js';
 import { redactValue } from '../shared/secrets.js';
@@ -68,6 +69,15 @@ async function checkHistoryPath(file: string): Promise<void> {
  */
 export async function checkHistoryFile(file: string): Promise<void> {
   await readHistory(file);
+  // The rename would replace a read-only file as readily as any other (only its folder is asked): refused as
+  // a read-only snapshot is, never silently replaced.
+  const target = (await linkChain(file)).at(-1) as string;
+  await access(target, constants.W_OK).catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT' || error.code === 'ENOTDIR') return;
+    throw new UsageError(
+      `History file ${file} is not writable (${error.code}); make it writable, or choose another --output-file`,
+    );
+  });
   const problem = await replaceProblem(file);
   if (problem) refuseHistory(file, `cannot be written: ${problem}`);
   await checkLockFree(lockFileOf(file));

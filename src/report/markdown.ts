@@ -87,6 +87,7 @@ export function renderMarkdown(view: PlanView, command: PlannedCommand): string 
     '',
     `- ${plan.estimate.documents} document(s) modified in one transaction (warning above ${view.threshold.documents}: ${view.threshold.basis})`,
     ...plan.warnings.map((warning) => `- WARNING: ${warning}`),
+    ...(view.cautions ?? []).map((caution) => `- BEFORE EXECUTING: ${caution}`),
     '',
   );
   if (!blocked) {

@@ -25,6 +25,8 @@ export interface PlanView {
   threshold: { documents: number; basis: string };
   /** Checks execute runs before writing that would refuse it (history file, locks). */
   refusals: Refusal[];
+  /** What execute would refuse about this copy of the data only (a read-only snapshot): to do before it. */
+  cautions?: string[];
 }
 
 /** The plan as a person reads it: what would move, what clashes, what execution would do. */
@@ -67,10 +69,16 @@ export function renderPlan(view: PlanView, mode: 'preview' | 'execute'): string 
       }
       lines.push(`Plan fingerprint: ${plan.fingerprint}`);
     } else {
+      const cautions = view.cautions ?? [];
+      if (cautions.length > 0) {
+        lines.push('Before executing:', ...cautions.map((caution) => `  - ${caution}`));
+      }
       lines.push(
         `Plan fingerprint: ${plan.fingerprint} (execute with --expect-plan ${plan.fingerprint} to run exactly this plan)`,
       );
-      lines.push('Execution would proceed.');
+      lines.push(
+        cautions.length > 0 ? 'Execution would proceed once that is done.' : 'Execution would proceed.',
+      );
     }
     lines.push('Preview only: no changes were made.');
   } else {
@@ -226,6 +234,7 @@ export function planJson(view: PlanView): unknown {
     ...view.plan,
     blocked: isBlocked(view.plan) || view.refusals.length > 0,
     refusals: view.refusals,
+    cautions: view.cautions ?? [],
     threshold: view.threshold,
     steps: view.plan.steps.map((step: Step) => ({ ...step, description: describeStep(step) })),
   });

@@ -7,7 +7,7 @@ import type { CollationSpec } from 'mingo/types';
 import type { Modifier, PipelineStage } from 'mingo/updater';
 import { BSON } from 'mongodb';
 import { replaceFile, replaceProblem } from '../files/atomic-file.js';
-import { acquireLock, checkLockFree, type FileLock, lockFileOf } from '../files/lock-file.js';
+import { acquireLock, type FileLock, lockFileOf } from '../files/lock-file.js';
 import { InterruptedError, RuntimeError, UsageError } from '../shared/errors.js';
 import { showValue } from '../shared/plain.js';
 import { parseExtendedJson, stringifyExtendedJson } from './ejson-file.js';
@@ -185,32 +185,35 @@ function cannotRead(file: string, error: unknown): UsageError {
 }
 
 /**
- * For preview, writing nothing: an execution on this snapshot could replace it (see checkReplaceable) and
- * its lock is free.
+ * Why an execution could not replace this snapshot, or undefined: it must be a regular file this process may
+ * write, in a folder where its replacement can be created (the new version is written beside it, then renamed
+ * over it). Throws when the path is no snapshot at all (missing, not a regular file). Writes nothing.
  */
-export async function checkSnapshotWritable(file: string): Promise<void> {
-  await checkReplaceable(file);
-  await checkLockFree(lockFileOf(file));
-}
-
-/**
- * The snapshot is a regular file this process may write, in a folder where its replacement can be created
- * (the new version is written beside it, then renamed over it). Refused before anything runs, not at commit.
- */
-async function checkReplaceable(file: string): Promise<void> {
+export async function snapshotReplaceProblem(file: string): Promise<string | undefined> {
   const stats = await stat(file).catch((error) => {
     throw cannotRead(file, error);
   });
-  const refuse = (problem: string, remedy: string): never => {
-    throw new UsageError(`Snapshot ${file} ${problem}; ${remedy}`);
-  };
-  if (!stats.isFile()) refuse('is not a regular file', 'save it to a file and give that');
-  await access(file, constants.W_OK).catch((error: NodeJS.ErrnoException) =>
-    refuse(`is not writable (${error.code})`, 'make it writable, or run --preview, which only reads it'),
+  if (!stats.isFile()) {
+    throw new UsageError(`Snapshot ${file} is not a regular file; save it to a file and give that`);
+  }
+  const denied = await access(file, constants.W_OK).then(
+    () => undefined,
+    (error: NodeJS.ErrnoException) => error.code,
   );
+  if (denied) {
+    return `Snapshot ${file} is not writable (${denied}); an execution replaces it: make it writable, or execute on a writable copy (--preview only reads it)`;
+  }
   const problem = await replaceProblem(file);
-  if (problem)
-    refuse(`cannot be replaced: ${problem}`, 'make the folder writable, or work on a copy elsewhere');
+  if (problem) {
+    return `Snapshot ${file} cannot be replaced: ${problem}; make the folder writable, or work on a copy elsewhere`;
+  }
+  return undefined;
+}
+
+/** Refused before anything runs, not at commit. */
+export async function checkSnapshotReplaceable(file: string): Promise<void> {
+  const problem = await snapshotReplaceProblem(file);
+  if (problem) throw new UsageError(problem);
 }
 
 export interface SnapshotOptions {
@@ -280,7 +283,7 @@ export class SnapshotStore extends SnapshotReadOnlyStore implements Store {
    * refused, so two runs never both start from one version of it and the later rename never drops a commit.
    */
   static override async open(file: string, options: SnapshotOptions = {}): Promise<SnapshotStore> {
-    await checkReplaceable(file);
+    await checkSnapshotReplaceable(file);
     const lock = await acquireLock(lockFileOf(file));
     try {
       return new SnapshotStore(file, (await load(file, options)).collections, lock);

@@ -4,9 +4,9 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, symlinkSync, writeFileS
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { checkHistoryFile } from '../../src/files/history.js';
-import { acquireLock } from '../../src/files/lock-file.js';
+import { acquireLock, checkLockFree, lockFileOf } from '../../src/files/lock-file.js';
 import { ExitCode, type MigrationError } from '../../src/shared/errors.js';
-import { checkSnapshotWritable, serializeSnapshot } from '../../src/store/snapshot.js';
+import { checkSnapshotReplaceable, serializeSnapshot } from '../../src/store/snapshot.js';
 import { assertNoFile } from '../helpers/assertions.js';
 import { LAUNCHER, runCli } from '../helpers/cli.js';
 import { demoData } from '../helpers/data.js';
@@ -180,6 +180,33 @@ describe('checkHistoryFile', () => {
       `2 History file ${join(locked, 'link.json')} cannot be written: ${locked} is not a writable folder (EACCES); choose another --output-file`,
     );
     assert.equal(check(join(writable, 'h.json')), 'ok');
+    // A read-only history file in a writable folder: the rename would replace it silently.
+    const readOnly = join(writable, 'read-only.json');
+    writeFileSync(readOnly, '[]\n');
+    chmodSync(readOnly, 0o444);
+    assert.equal(
+      check(readOnly),
+      `2 History file ${readOnly} is not writable (EACCES); make it writable, or choose another --output-file`,
+    );
+    const shared = path('read-only-history-run');
+    mkdirSync(shared);
+    chmodSync(shared, 0o777);
+    const data = join(shared, 'agmission.json');
+    writeFileSync(data, bytes);
+    chmodSync(data, 0o666);
+    const executed = spawnCliUnprivileged(
+      [...migrate, '--snapshot', data, '--output-file', readOnly],
+      shared,
+    );
+    assert.equal(executed.status, ExitCode.usage, executed.stderr);
+    assert.equal(
+      executed.stderr,
+      `Error: History file ${readOnly} is not writable (EACCES); make it writable, or choose another --output-file\n`,
+    );
+    assert.equal(readFileSync(readOnly, 'utf8'), '[]\n', 'not replaced');
+    assert.deepEqual(readFileSync(data), bytes);
+    assertNoFile(`${data}.lock`);
+    assertNoFile(`${readOnly}.lock`);
     assert.equal(
       check(join(locked, 'sub', 'h.json')),
       `2 History file ${join(locked, 'sub', 'h.json')} cannot be written: folder ${join(locked, 'sub')} cannot be created, ${locked} is not a writable folder (EACCES); choose another --output-file`,
@@ -187,27 +214,28 @@ describe('checkHistoryFile', () => {
   });
 });
 
-describe('checkSnapshotWritable', () => {
+describe('snapshot checks', () => {
   test('passes a writable snapshot whose lock is free, writing nothing', async () => {
-    await checkSnapshotWritable(snapshot);
+    await checkSnapshotReplaceable(snapshot);
+    await checkLockFree(lockFileOf(snapshot));
     assert.deepEqual(readFileSync(snapshot), bytes);
     assertNoFile(`${snapshot}.lock`);
   });
 
   test('refuses a missing snapshot, one that is not a file, and one whose lock is held (naming the holder)', async () => {
-    assert.deepEqual(await refusal(checkSnapshotWritable(path('missing.json'))), {
+    assert.deepEqual(await refusal(checkSnapshotReplaceable(path('missing.json'))), {
       exitCode: ExitCode.usage,
       message: `Cannot read snapshot ${path('missing.json')}: ENOENT; check the --snapshot path`,
     });
     mkdirSync(path('folder-snapshot.json'));
-    assert.deepEqual(await refusal(checkSnapshotWritable(path('folder-snapshot.json'))), {
+    assert.deepEqual(await refusal(checkSnapshotReplaceable(path('folder-snapshot.json'))), {
       exitCode: ExitCode.usage,
       message: `Snapshot ${path('folder-snapshot.json')} is not a regular file; save it to a file and give that`,
     });
     const lock = await acquireLock(`${snapshot}.lock`);
     const holder = readFileSync(`${snapshot}.lock`, 'utf8').trim();
     try {
-      assert.deepEqual(await refusal(checkSnapshotWritable(snapshot)), {
+      assert.deepEqual(await refusal(checkLockFree(lockFileOf(snapshot))), {
         exitCode: ExitCode.failed,
         message: `Another migration is running (lock ${snapshot}.lock: ${holder}); wait for it, or delete the lock if no migration is running`,
       });
@@ -216,7 +244,7 @@ describe('checkSnapshotWritable', () => {
     }
   });
 
-  test('refuses, as execute does, a snapshot the user may not write or whose folder it may not write', () => {
+  test('execute refuses a snapshot the user may not write or whose folder it may not write; the preview runs and passes, saying so', () => {
     const shared = path('shared');
     mkdirSync(shared);
     chmodSync(shared, 0o777);
@@ -235,7 +263,7 @@ describe('checkSnapshotWritable', () => {
     const cases: [string, string][] = [
       [
         readOnly,
-        `Snapshot ${readOnly} is not writable (EACCES); make it writable, or run --preview, which only reads it`,
+        `Snapshot ${readOnly} is not writable (EACCES); an execution replaces it: make it writable, or execute on a writable copy (--preview only reads it)`,
       ],
       [
         inLockedFolder,
@@ -248,7 +276,7 @@ describe('checkSnapshotWritable', () => {
     ];
     for (const [file, message] of cases) {
       assert.equal(
-        checkUnprivileged('../../src/store/snapshot.js', 'checkSnapshotWritable', file),
+        checkUnprivileged('../../src/store/snapshot.js', 'checkSnapshotReplaceable', file),
         `2 ${message}`,
       );
       const history = join(shared, 'history.json');
@@ -258,14 +286,18 @@ describe('checkSnapshotWritable', () => {
       assert.deepEqual(readFileSync(file), bytes);
       assertNoFile(`${file}.lock`);
       assertNoFile(history);
-      // The preview still shows the plan (it only reads), and says execution would be refused, with its code.
+      // The preview only reads, so it works on a read-only snapshot: the plan, exit 0, and what to do first.
       const preview = spawnCliUnprivileged(
         ['--preview', ...migrate, '--snapshot', file, '--output-file', history],
         shared,
       );
-      assert.equal(preview.status, ExitCode.usage, preview.stderr);
-      assert.match(preview.stdout, /Actions on execute|Execution would be BLOCKED:\n/);
-      assert.ok(preview.stdout.includes(`Execution would be BLOCKED:\n  - ${message}\n`), preview.stdout);
+      assert.equal(preview.status, ExitCode.ok, preview.stderr);
+      assert.match(preview.stdout, /Actions on execute/);
+      assert.doesNotMatch(preview.stdout, /BLOCKED/);
+      assert.ok(preview.stdout.includes(`Before executing:\n  - ${message}\n`), preview.stdout);
+      assert.match(preview.stdout, /Execution would proceed once that is done\.\n/);
+      assert.deepEqual(readFileSync(file), bytes);
+      assertNoFile(history);
     }
   });
 });
