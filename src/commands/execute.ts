@@ -1,5 +1,6 @@
 import createDebug from 'debug';
 import { appendHistory, checkHistoryFile, type HistoryLock, lockHistory } from '../files/history.js';
+import { checkDatabase } from '../plan/database.js';
 import { resolveCustomers, type Source } from '../plan/resolve.js';
 import { isBlocked, type Plan, scalarFilter, scanMigration, spellings } from '../plan/scan.js';
 import { fieldRefs, loadReferenceMap, mappedCollections, type ReferenceMap } from '../plan/schema.js';
@@ -68,6 +69,7 @@ export async function executeMigration(
   let plan: Plan | undefined;
   try {
     store = await context.openStore(command.target, { requiredCollections: mappedCollections(map) });
+    await checkDatabase(store);
     const customers = await resolveCustomers(store, command.request);
     lock = await lockHistory(command.historyFile);
     await store.assertTransactional();

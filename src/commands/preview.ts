@@ -1,6 +1,7 @@
 import createDebug from 'debug';
 import { lockFileOf } from '../files/lock-file.js';
 import { checkReportFile, type GuardedFile, writeReport } from '../files/report-file.js';
+import { checkDatabase } from '../plan/database.js';
 import { resolveCustomers } from '../plan/resolve.js';
 import { isBlocked, scanMigration } from '../plan/scan.js';
 import { loadReferenceMap, mappedCollections } from '../plan/schema.js';
@@ -35,6 +36,7 @@ export async function previewMigration(
   });
   try {
     log('preview on %s', store.description);
+    await checkDatabase(store);
     const customers = await resolveCustomers(store, command.request);
     const facts = await store.inspect(mappedCollections(map));
     const scanned = await scanMigration(store, customers, command.options, map, {

@@ -6,6 +6,7 @@ import {
   lockHistory,
   readHistory,
 } from '../files/history.js';
+import { checkDatabase } from '../plan/database.js';
 import { loadReferenceMap } from '../plan/schema.js';
 import { emptyStats, finish, type HistoryRecord, markFailed, newRunId } from '../report/record.js';
 import {
@@ -56,6 +57,7 @@ export async function rollbackMigration(
   let lock: HistoryLock | undefined;
   try {
     store = await context.openStore(command.target);
+    await checkDatabase(store);
     const plan = await planRollback(store, journal, command.migrationId, store.description);
     describeSubject(record, plan);
     lock = await lockHistory(command.historyFile);
@@ -112,6 +114,7 @@ async function previewRollback(
   const { refusals, cautions } = await executionChecks(command);
   const store = await context.openReadOnlyStore(command.target, { pointInTime: true });
   try {
+    await checkDatabase(store);
     const plan = await planRollback(store, journal, command.migrationId, store.description);
     const blockers = [...plan.blockers, ...refusals.map((refusal) => refusal.message)];
     const exitCode = refusals[0]?.exitCode ?? (plan.blockers.length > 0 ? ExitCode.blocked : ExitCode.ok);

@@ -1,5 +1,6 @@
 import { type Document, ObjectId } from 'mongodb';
 import { readHistory } from '../files/history.js';
+import { checkDatabase } from '../plan/database.js';
 import { type Counts, SUB_ACCOUNT_KINDS, spellings } from '../plan/scan.js';
 import { CUSTOMER_KIND, fieldRefs, loadReferenceMap, type ReferenceMap, USERS } from '../plan/schema.js';
 import { ExitCode, UsageError } from '../shared/errors.js';
@@ -35,6 +36,7 @@ export async function verifyMigration(
   const id = command.migrationId ?? (await latestCompleted(command.historyFile));
   const store = await context.openReadOnlyStore(command.target, { pointInTime: !command.scanAll });
   try {
+    await checkDatabase(store);
     const head = await journalEntry(store, map.journalCollection, id, store.description);
     const checks =
       head.status === 'rolled_back'
