@@ -5,6 +5,7 @@ import { resolveCustomers, type Source } from '../plan/resolve.js';
 import { isBlocked, type Plan, scalarFilter, scanMigration, spellings } from '../plan/scan.js';
 import { fieldRefs, loadReferenceMap, mappedCollections, type ReferenceMap } from '../plan/schema.js';
 import { assessPlan } from '../plan/server-checks.js';
+import { commandLine } from '../report/command-line.js';
 import {
   completedRecord,
   failedRecord,
@@ -163,15 +164,15 @@ function commit(
       journal: map.journalCollection,
       id: run.id,
       what: 'migration',
-      check: checkAdvice(run.id, map),
+      check: checkAdvice(run.id, map, command),
       output,
       interruption: context.interruption,
     },
   );
 }
 
-function checkAdvice(id: string, map: ReferenceMap): string {
-  return `To find out: node scripts/migrateCustomerData.js verify ${id} (or in mongosh: db.${map.journalCollection}.findOne({ _id: "${id}" }): a document of type "migration" means it committed)`;
+function checkAdvice(id: string, map: ReferenceMap, command: MigrateCommand): string {
+  return `To find out: ${commandLine(['verify', id], command)} (or in mongosh: db.${map.journalCollection}.findOne({ _id: "${id}" }): a document of type "migration" means it committed)`;
 }
 
 /**
@@ -215,7 +216,7 @@ async function afterCommit(store: Store, applied: Applied, committed: Committed)
     if (error instanceof CompletedUnrecordedError) throw error;
     const id = committed.run.id;
     throw new CompletedUnrecordedError(
-      `The migration ${id} COMPLETED, but what follows the commit failed (${errorMessage(error)}); run verify ${id}, and keep this message as its record`,
+      `The migration ${id} COMPLETED, but what follows the commit failed (${errorMessage(error)}); run ${commandLine(['verify', id], committed.command)}, and keep this message as its record`,
       { cause: error },
     );
   }
@@ -233,7 +234,7 @@ async function keepCommitted(store: Store, applied: Applied, committed: Committe
     }
   } catch (error) {
     output.error(
-      `WARNING: the migration committed, but the documents left on the sources could not be recounted (${errorMessage(error)}); run verify ${record.id}`,
+      `WARNING: the migration committed, but the documents left on the sources could not be recounted (${errorMessage(error)}); run ${commandLine(['verify', record.id], command)}`,
     );
   }
   await recordCommitted(command.historyFile, record, 'migration', output);
@@ -245,7 +246,7 @@ async function keepCommitted(store: Store, applied: Applied, committed: Committe
       plan: planJson({ ...view, plan: applied.plan }),
     });
   } else {
-    output.report(renderCompleted(record, command.historyFile));
+    output.report(renderCompleted(record, command));
   }
   if (context.interruption.signal.aborted) {
     output.error(JSON.stringify(record, null, 2));

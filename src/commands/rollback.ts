@@ -8,6 +8,7 @@ import {
 } from '../files/history.js';
 import { checkDatabase } from '../plan/database.js';
 import { loadReferenceMap } from '../plan/schema.js';
+import { commandLine, passwordNote } from '../report/command-line.js';
 import { emptyStats, finish, type HistoryRecord, markFailed, newRunId } from '../report/record.js';
 import {
   asMigrationError,
@@ -74,14 +75,15 @@ export async function rollbackMigration(
     } catch (error) {
       if (error instanceof CompletedUnrecordedError) throw error;
       throw new CompletedUnrecordedError(
-        `The rollback ${record.id} COMPLETED, but recording it failed (${errorMessage(error)}); run verify ${command.migrationId}`,
+        `The rollback ${record.id} COMPLETED, but recording it failed (${errorMessage(error)}); run ${commandLine(['verify', command.migrationId], command)}`,
         { cause: error },
       );
     }
     if (command.json) output.json({ mode: 'rollback', status: 'rolled_back', record });
     else {
+      const note = passwordNote(command);
       output.report(
-        `Rollback completed: migration ${command.migrationId} reversed, ${restored.documentsModified} document(s) restored.\nHistory: record ${record.id} (rolled_back) appended to ${command.historyFile}\n`,
+        `Rollback completed: migration ${command.migrationId} reversed, ${restored.documentsModified} document(s) restored.\nHistory: record ${record.id} (rolled_back) appended to ${command.historyFile}\nCheck it: ${commandLine(['verify', command.migrationId], command)}\n${note ? `(${note})\n` : ''}`,
       );
     }
     return ExitCode.ok;
@@ -169,15 +171,15 @@ function commitRollback(
       journal,
       id: record.id,
       what: 'rollback',
-      check: rollbackCheck(record.id, command.migrationId, journal),
+      check: rollbackCheck(record.id, command, journal),
       output,
       interruption: context.interruption,
     },
   );
 }
 
-function rollbackCheck(rollbackId: string, migrationId: string, journal: string): string {
-  return `To find out: node scripts/migrateCustomerData.js verify ${migrationId} (or in mongosh: db.${journal}.findOne({ _id: "${rollbackId}" }): a document of type "rollback" means the rollback committed)`;
+function rollbackCheck(rollbackId: string, command: RollbackCommand, journal: string): string {
+  return `To find out: ${commandLine(['verify', command.migrationId], command)} (or in mongosh: db.${journal}.findOne({ _id: "${rollbackId}" }): a document of type "rollback" means the rollback committed)`;
 }
 
 function refusal(plan: RollbackPlan): BlockedError {

@@ -1,17 +1,13 @@
 import { type CustomerRequest, showName } from '../plan/resolve.js';
 import { isBlocked, type MigrationOptions } from '../plan/scan.js';
-import { redactUri } from '../shared/secrets.js';
-import type { StoreTarget } from '../store/types.js';
 import { describeStep } from '../transaction/apply.js';
+import { type CommandPlace, commandLine, passwordNote, shellWord } from './command-line.js';
 import { conflictLines, type PlanView } from './report.js';
 
 /** What the Markdown needs of the command: enough to print the one that executes exactly this plan. */
-export interface PlannedCommand {
+export interface PlannedCommand extends CommandPlace {
   request: CustomerRequest;
   options: MigrationOptions;
-  target: StoreTarget;
-  configFile?: string;
-  historyFile: string;
 }
 
 /**
@@ -116,25 +112,14 @@ function optionText(command: PlannedCommand): string {
   return flags.length === 0 ? 'none' : flags.join(' ');
 }
 
-function quote(text: string): string {
-  return /^[\w@%+=:,./-]+$/.test(text) ? text : `'${text.replace(/'/g, `'\\''`)}'`;
-}
-
-/** The command as typed, plus --expect-plan; a URI given with --uri appears with its password masked. */
+/** The command as typed, plus --expect-plan, on the same target (a URI given with --uri has its password masked). */
 function executeCommand(command: PlannedCommand, fingerprint: string): string {
-  const parts = [
-    'node scripts/migrateCustomerData.js',
-    `--sources ${quote(command.request.sources.join(','))}`,
-    `--destination ${quote(command.request.destination)}`,
+  const words = [
+    `--sources ${shellWord(command.request.sources.join(','))}`,
+    `--destination ${shellWord(command.request.destination)}`,
     optionText(command) === 'none' ? '' : optionText(command),
-    command.target.kind === 'snapshot' ? `--snapshot ${quote(command.target.file)}` : '',
-    command.configFile ? `--config ${quote(command.configFile)}` : '',
-    `--output-file ${quote(command.historyFile)}`,
     `--expect-plan ${fingerprint}`,
   ];
-  const uri =
-    command.target.kind === 'mongodb'
-      ? `# connection: ${redactUri(command.target.uri)} (from --uri or MONGODB_URI)\n`
-      : '';
-  return `${uri}${parts.filter(Boolean).join(' \\\n  ')}`;
+  const note = passwordNote(command);
+  return `${note ? `# ${note}\n` : ''}${commandLine(words, command, 'lines')}`;
 }

@@ -10,6 +10,7 @@ import {
 } from '../plan/scan.js';
 import { plain } from '../shared/plain.js';
 import { describeStep, type StepResult } from '../transaction/apply.js';
+import { type CommandPlace, commandLine, passwordNote } from './command-line.js';
 import type { HistoryRecord } from './record.js';
 
 /** What stands between a preview and an execution, beside the plan's own blockers. */
@@ -212,12 +213,15 @@ export function renderProgress(result: StepResult): string {
   return `  ${describeStep(result.step)}: matched ${result.matched}, modified ${result.modified} (${result.durationMs} ms)`;
 }
 
-export function renderCompleted(record: HistoryRecord, historyFile: string): string {
+export function renderCompleted(record: HistoryRecord, place: CommandPlace): string {
+  const note = passwordNote(place);
   const lines = [
     `Migration completed in ${record.durationMs} ms: ${record.stats.documentsModified} document(s) modified, ${record.stats.mergedAccounts} account(s) merged.`,
     `Journal: ${record.journal?.documents ?? 0} re-pointed document id(s) in ${record.journal?.chunks ?? 0} chunk(s) in ${record.journal?.collection}, entry ${record.id}`,
-    `History: record ${record.id} appended to ${historyFile}`,
-    `Check it: node scripts/migrateCustomerData.js verify ${record.id}   Undo it: node scripts/migrateCustomerData.js rollback ${record.id} --preview`,
+    `History: record ${record.id} appended to ${place.historyFile}`,
+    `Check it: ${commandLine(['verify', record.id], place)}`,
+    `Undo it:  ${commandLine(['rollback', record.id, '--preview'], place)}`,
+    ...(note ? [`(${note})`] : []),
   ];
   return `${lines.join('\n')}\n`;
 }

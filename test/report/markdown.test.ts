@@ -42,7 +42,8 @@ test('--preview --report writes the change-ticket Markdown, whose command runs e
     /## Actions on execute \(one transaction\)\n\n1\. jobs\.client: re-point merged accounts/,
   );
   const command = /```sh\n([\s\S]*?)\n```/.exec(markdown)?.[1] as string;
-  assert.match(command, new RegExp(`--expect-plan ${fingerprint}$`));
+  assert.match(command, new RegExp(`\\n  --expect-plan ${fingerprint} \\\\\n`));
+  assert.match(command, new RegExp(`\\n  --snapshot ${snapshot} \\\\\n  --output-file ${history}$`));
 
   const argv = command
     .replace(/\\\n\s*/g, ' ')
