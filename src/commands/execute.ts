@@ -69,7 +69,10 @@ export async function executeMigration(
   let lock: HistoryLock | undefined;
   let plan: Plan | undefined;
   try {
-    store = await context.openStore(command.target, { requiredCollections: mappedCollections(map) });
+    store = await context.openStore(command.target, {
+      requiredCollections: mappedCollections(map),
+      signal: interruption.signal,
+    });
     await checkDatabase(store);
     const customers = await resolveCustomers(store, command.request);
     lock = await lockHistory(command.historyFile);

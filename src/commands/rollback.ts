@@ -57,7 +57,7 @@ export async function rollbackMigration(
   let store: Store | undefined;
   let lock: HistoryLock | undefined;
   try {
-    store = await context.openStore(command.target);
+    store = await context.openStore(command.target, { signal: context.interruption.signal });
     await checkDatabase(store);
     const plan = await planRollback(store, journal, command.migrationId, store.description);
     describeSubject(record, plan);

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { constants, rmSync, type Stats } from 'node:fs';
 import { access, type FileHandle, open, readlink, realpath, rename, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import { errorMessage, RuntimeError } from '../shared/errors.js';
+import { errorMessage, InterruptedError, RuntimeError } from '../shared/errors.js';
 import { cleanupOnExit } from './exit-cleanup.js';
 
 export interface ReplaceOptions {
@@ -16,39 +16,80 @@ export interface ReplaceOptions {
  * the process may set them, its owner and group.
  */
 export async function replaceFile(file: string, text: string, options: ReplaceOptions = {}): Promise<void> {
+  await (await prepareReplacement(file, text, options)).commit();
+}
+
+/** A new version of a file, written and flushed beside it; nothing has changed for readers yet. */
+export interface Replacement {
+  /** Renames it over the file (the one moment readers see a change), then flushes the folder. */
+  commit(): Promise<void>;
+  /** Removes it, leaving the file as it was. */
+  discard(): Promise<void>;
+}
+
+/**
+ * The first half of replaceFile: the content is written (a large one as the chunks of an async iterable, which
+ * may stop the write by throwing an InterruptedError) before anything is committed. On any failure the temp file
+ * is removed and the file is as it was.
+ */
+export async function prepareReplacement(
+  file: string,
+  content: string | AsyncIterable<string>,
+  options: ReplaceOptions = {},
+): Promise<Replacement> {
   let temp: string | undefined;
   let forget = () => {};
-  let folder: string;
+  const failure = async (error: unknown) => {
+    forget();
+    if (temp !== undefined) await unlink(temp).catch(() => {});
+    if (error instanceof InterruptedError) return error;
+    return new RuntimeError(`Cannot write ${file}: ${errorMessage(error)}; the file was left as it was`, {
+      cause: error,
+    });
+  };
+  let target: string;
   try {
-    const target = (await linkChain(file)).at(-1) as string;
-    folder = dirname(target);
+    target = (await linkChain(file)).at(-1) as string;
     const existing = await stat(target).catch((error: NodeJS.ErrnoException) => {
       if (error.code === 'ENOENT') return undefined;
       throw error;
     });
-    const path = join(folder, `.${basename(target)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+    const path = join(
+      dirname(target),
+      `.${basename(target)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`,
+    );
     temp = path;
     forget = cleanupOnExit(() => rmSync(path, { force: true }));
     // An existing file's content is never readable by more people than the file allows, not even as a temp.
     const handle = await open(path, 'wx', existing ? 0o600 : (options.mode ?? 0o666));
     try {
       if (existing) await keepOwnerAndMode(handle, existing);
-      await handle.writeFile(text, 'utf8');
+      // Each writeFile continues where the previous one stopped.
+      if (typeof content === 'string') await handle.writeFile(content, 'utf8');
+      else for await (const chunk of content) await handle.writeFile(chunk, 'utf8');
       await handle.sync();
     } finally {
       await handle.close();
     }
-    await rename(path, target);
-    temp = undefined;
   } catch (error) {
-    if (temp !== undefined) await unlink(temp).catch(() => {});
-    throw new RuntimeError(`Cannot write ${file}: ${errorMessage(error)}; the file was left as it was`, {
-      cause: error,
-    });
-  } finally {
-    forget();
+    throw await failure(error);
   }
-  await syncFolder(folder);
+  const path = temp;
+  return {
+    async commit() {
+      try {
+        await rename(path, target);
+      } catch (error) {
+        throw await failure(error);
+      }
+      temp = undefined;
+      forget();
+      await syncFolder(dirname(target));
+    },
+    async discard() {
+      await failure(undefined);
+    },
+  };
 }
 
 /**

@@ -1,81 +1,19 @@
-import { isLosslessNumber, parse } from 'lossless-json';
 import { BSON, type Document } from 'mongodb';
+import { canonicalJson } from './canonical-json.js';
 
 /**
- * Extended JSON as mongoexport writes it, read without losing a number. In relaxed form (mongoexport's
- * default) a number's JSON spelling is its type: an integer is an Int32, or an Int64 when it does not fit;
- * anything with a fraction or an exponent (`40.0`, `1e3`, `-0.0`) is a Double. JSON.parse cannot keep that
- * (it reads `40.0` as 40 and `9007199254740993` as ...992), so numbers are read as text and given their type
- * here, in canonical form, before the driver's EJSON builds the BSON values. Canonical input comes out as
- * JSON.parse + EJSON would give it.
+ * Extended JSON as mongoexport writes it, read without losing a number (see canonical-json.ts), then the BSON
+ * values built by the driver's EJSON.
  */
 export function parseExtendedJson(text: string): unknown {
-  // Windows tools write a byte order mark; it is not part of the JSON.
-  const json = text.startsWith('\uFEFF') ? text.slice(1) : text;
-  return BSON.EJSON.deserialize(typed(parse(json)) as Document, { relaxed: false });
+  return reviveExtendedJson(canonicalJson(text));
+}
+
+export function reviveExtendedJson(canonical: unknown): unknown {
+  return BSON.EJSON.deserialize(canonical as Document, { relaxed: false });
 }
 
 /** Canonical Extended JSON: every value keeps its BSON type when read back. */
 export function stringifyExtendedJson(value: unknown): string {
   return `${BSON.EJSON.stringify(value, undefined, 2, { relaxed: false })}\n`;
-}
-
-// The keys that make an object an Extended JSON value rather than a document (bson's own list).
-const TYPE_KEYS = new Set([
-  '$oid',
-  '$binary',
-  '$uuid',
-  '$symbol',
-  '$numberInt',
-  '$numberDecimal',
-  '$numberDouble',
-  '$numberLong',
-  '$minKey',
-  '$maxKey',
-  '$regex',
-  '$regularExpression',
-  '$timestamp',
-  '$date',
-  '$code',
-  '$dbPointer',
-  '$undefined',
-]);
-
-const INT32 = [-(2n ** 31n), 2n ** 31n - 1n];
-const INT64 = [-(2n ** 63n), 2n ** 63n - 1n];
-
-/** A document's numbers in canonical form; inside a type wrapper, numbers stay what EJSON expects there. */
-function typed(value: unknown): unknown {
-  if (isLosslessNumber(value)) return typedNumber(value.value);
-  if (Array.isArray(value)) return value.map(typed);
-  if (value === null || typeof value !== 'object') return value;
-  const wrapper = Object.keys(value).some((key) => TYPE_KEYS.has(key));
-  return Object.fromEntries(
-    Object.entries(value).map(([key, item]) => [key, wrapper ? wrapped(key, item) : typed(item)]),
-  );
-}
-
-function wrapped(key: string, value: unknown): unknown {
-  // A `$scope` is a document; legacy `$date: <ms>` must be an Int64 for EJSON, even when it fits an Int32.
-  if (key === '$scope') return typed(value);
-  if (key === '$date' && isLosslessNumber(value)) return { $numberLong: value.value };
-  // `$timestamp: {t, i}`, `$minKey: 1`: plain numbers.
-  return plain(value);
-}
-
-function typedNumber(text: string): Document {
-  if (/^-?\d+$/.test(text)) {
-    const integer = BigInt(text);
-    if (integer >= INT32[0] && integer <= INT32[1]) return { $numberInt: String(integer) };
-    if (integer >= INT64[0] && integer <= INT64[1]) return { $numberLong: String(integer) };
-  }
-  // With a fraction or an exponent, or an integer too large for Int64 (as EJSON itself reads one).
-  return { $numberDouble: text };
-}
-
-function plain(value: unknown): unknown {
-  if (isLosslessNumber(value)) return Number(value.value);
-  if (Array.isArray(value)) return value.map(plain);
-  if (value === null || typeof value !== 'object') return value;
-  return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, plain(item)]));
 }

@@ -1,16 +1,20 @@
 import { createHash } from 'node:crypto';
-import { constants } from 'node:fs';
+import { constants, createReadStream } from 'node:fs';
 import { access, readFile, stat } from 'node:fs/promises';
+import { pipeline } from 'node:stream/promises';
+import { setImmediate } from 'node:timers/promises';
+import { Worker } from 'node:worker_threads';
 import createDebug from 'debug';
-import { aggregate, find, updateMany } from 'mingo';
+import { aggregate, find, Query, updateMany } from 'mingo';
 import type { CollationSpec } from 'mingo/types';
 import type { Modifier, PipelineStage } from 'mingo/updater';
 import { BSON } from 'mongodb';
-import { replaceFile, replaceProblem } from '../files/atomic-file.js';
+import { prepareReplacement, replaceProblem } from '../files/atomic-file.js';
 import { acquireLock, type FileLock, lockFileOf } from '../files/lock-file.js';
 import { InterruptedError, RuntimeError, UsageError } from '../shared/errors.js';
 import { showValue } from '../shared/plain.js';
-import { parseExtendedJson, stringifyExtendedJson } from './ejson-file.js';
+import { parseExtendedJson, reviveExtendedJson, stringifyExtendedJson } from './ejson-file.js';
+import type { ReaderMessage } from './snapshot-worker.js';
 import type {
   AggregateOptions,
   Document,
@@ -28,6 +32,34 @@ const log = createDebug('agm:snapshot');
 
 type Collections = Map<string, Document[]>;
 
+/** Documents updated, projected or grouped by one call of mingo. */
+const BATCH = 1_000;
+/**
+ * Work between two turns of the event loop: long work on a large snapshot keeps it turning, so a Ctrl-C (or the
+ * forced stop after it) is seen at once, and a transaction stops at the next turn.
+ */
+const TURN_MS = 20;
+const CHUNK_CHARACTERS = 1 << 20;
+/** Larger files are parsed in a worker thread (snapshot-worker.ts); 2 MB parses in about 50 ms here. */
+const WORKER_FILE_BYTES = 2 * 1024 * 1024;
+
+function notExtendedJson(file: string, message: string, cause?: unknown): UsageError {
+  return new UsageError(
+    `Snapshot ${file} is not valid Extended JSON: ${message}; export it again (see "Snapshot mode" in the README)`,
+    cause === undefined ? {} : { cause },
+  );
+}
+
+function notAnObject(file: string): UsageError {
+  return new UsageError(
+    `Snapshot ${file} must be an object of collections: { "users": [...], "jobs": [...] }`,
+  );
+}
+
+function notAnArray(file: string, name: string): UsageError {
+  return new UsageError(`Snapshot ${file}: collection "${name}" must be an array of documents`);
+}
+
 /**
  * A snapshot file is `{ "<collection>": [documents...] }` in Extended JSON. Reads accept relaxed or
  * canonical input without losing a number; writes are canonical so no Int32/Int64/Double/Date/ObjectId type
@@ -38,42 +70,147 @@ export function parseSnapshot(text: string, file: string): Collections {
   try {
     parsed = parseExtendedJson(text);
   } catch (error) {
-    throw new UsageError(
-      `Snapshot ${file} is not valid Extended JSON: ${(error as Error).message}; export it again (see "Snapshot mode" in the README)`,
-      { cause: error },
-    );
+    throw notExtendedJson(file, (error as Error).message, error);
   }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-    throw new UsageError(
-      `Snapshot ${file} must be an object of collections: { "users": [...], "jobs": [...] }`,
-    );
-  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw notAnObject(file);
   const collections: Collections = new Map();
   for (const [name, documents] of Object.entries(parsed)) {
-    if (!Array.isArray(documents)) {
-      throw new UsageError(`Snapshot ${file}: collection "${name}" must be an array of documents`);
-    }
+    if (!Array.isArray(documents)) throw notAnArray(file, name);
     collections.set(name, documents);
   }
   return collections;
 }
 
 export function serializeSnapshot(collections: Collections): string {
-  return stringifyExtendedJson(Object.fromEntries(collections));
+  return [...snapshotPieces(collections)].join('');
+}
+
+/**
+ * The canonical Extended JSON of the whole file (as `stringifyExtendedJson` would write the object of
+ * collections), one document at a time, so that writing a large snapshot lets the event loop turn between documents.
+ */
+function* snapshotPieces(collections: Collections): Generator<string> {
+  if (collections.size === 0) {
+    yield stringifyExtendedJson({});
+    return;
+  }
+  let firstCollection = true;
+  for (const [name, documents] of collections) {
+    yield `${firstCollection ? '{\n' : ',\n'}  ${JSON.stringify(name)}: `;
+    firstCollection = false;
+    if (documents.length === 0) {
+      yield '[]';
+      continue;
+    }
+    for (const [index, document] of documents.entries()) {
+      const text = stringifyExtendedJson(document).trimEnd().replace(/\n/g, '\n    ');
+      yield `${index === 0 ? '[\n' : ',\n'}    ${text}`;
+    }
+    yield '\n  ]';
+  }
+  yield '\n}\n';
+}
+
+/** The file's text in chunks of about a megabyte: written as it is made, never held whole. */
+async function* snapshotChunks(collections: Collections, pacer: Pacer): AsyncGenerator<string> {
+  let pieces: string[] = [];
+  let length = 0;
+  for (const piece of snapshotPieces(collections)) {
+    pieces.push(piece);
+    length += piece.length;
+    if (length >= CHUNK_CHARACTERS) {
+      yield pieces.join('');
+      pieces = [];
+      length = 0;
+    }
+    if (pacer.due) await pacer.turn();
+  }
+  if (pieces.length > 0) yield pieces.join('');
+}
+
+function interrupted(signal: AbortSignal): InterruptedError {
+  return new InterruptedError(
+    `Interrupted (${String(signal.reason)}) before the commit: the snapshot file was not changed`,
+  );
+}
+
+/** Lets the event loop turn (signals, timers) every TURN_MS of work, and stops an interrupted transaction there. */
+class Pacer {
+  private last = performance.now();
+
+  constructor(private readonly signal?: AbortSignal) {}
+
+  /** Checked between documents: cheap, and true when the loop should turn now. */
+  get due(): boolean {
+    return performance.now() - this.last >= TURN_MS;
+  }
+
+  async turn(): Promise<void> {
+    await setImmediate();
+    this.last = performance.now();
+    if (this.signal?.aborted) throw interrupted(this.signal);
+  }
+}
+
+function isAdditiveGroup(stage: Document): boolean {
+  const spec = stage.$group;
+  if (Object.keys(stage).length !== 1 || spec === null || typeof spec !== 'object') return false;
+  return Object.entries(spec).every(
+    ([field, accumulator]) =>
+      field === '_id' ||
+      (accumulator !== null &&
+        typeof accumulator === 'object' &&
+        Object.keys(accumulator).length === 1 &&
+        '$sum' in accumulator),
+  );
+}
+
+/** The _ids a filter asks for by equality (`{_id: x}` or `{_id: {$in: [...]}}`), and the rest of it. */
+function idLookup(filter: Document): { ids: unknown[]; rest: Document } | undefined {
+  if (!Object.hasOwn(filter, '_id')) return undefined;
+  const { _id: wanted, ...rest } = filter;
+  const inList =
+    wanted !== null &&
+    typeof wanted === 'object' &&
+    !Array.isArray(wanted) &&
+    Object.keys(wanted).length === 1 &&
+    Array.isArray(wanted.$in)
+      ? (wanted.$in as unknown[])
+      : undefined;
+  const ids = inList ?? [wanted];
+  // Only values whose equality is their key: a number may equal one of another type (1 and 1.0).
+  return ids.every((id) => id instanceof BSON.ObjectId || typeof id === 'string') ? { ids, rest } : undefined;
 }
 
 class SnapshotReads {
-  constructor(protected collections: Collections) {}
+  /** Positions of the documents by _id, per collection, built on first use: what a server's _id index is. */
+  protected idIndexes = new Map<string, Map<string, number>>();
+
+  protected readonly pacer: Pacer;
+
+  constructor(
+    protected collections: Collections,
+    signal?: AbortSignal,
+  ) {
+    this.pacer = new Pacer(signal);
+  }
 
   async *find(collection: string, filter: Document, options: FindOptions = {}): AsyncIterable<Document> {
-    const cursor = find<Document>(this.documents(collection), filter, options.projection);
-    if (options.sort) cursor.sort(options.sort);
-    if (options.limit !== undefined) cursor.limit(options.limit);
-    for (const document of cursor.all()) yield copyOf(document);
+    const documents = this.documents(collection);
+    let matched = (await this.matching(collection, filter)).map(
+      (position) => documents[position] as Document,
+    );
+    // Sorting needs every match at once (cheap); projecting is done a batch at a time (it is not).
+    if (options.sort) matched = find(matched, {}).sort(options.sort).all() as Document[];
+    if (options.limit !== undefined) matched = matched.slice(0, options.limit);
+    for (let start = 0; start < matched.length; start += BATCH) {
+      const batch = matched.slice(start, start + BATCH);
+      yield* this.copies(options.projection ? find(batch, {}, options.projection).all() : batch);
+    }
   }
 
   async count(collection: string, filter: Document): Promise<number> {
-    return find(this.documents(collection), filter).all().length;
+    return (await this.matching(collection, filter)).length;
   }
 
   async *aggregate(
@@ -82,8 +219,41 @@ class SnapshotReads {
     options: AggregateOptions = {},
   ): AsyncIterable<Document> {
     const collation = options.collation as CollationSpec | undefined;
-    const documents = aggregate(this.documents(collection), pipeline, collation ? { collation } : {});
-    for (const document of documents) yield copyOf(document);
+    let source = this.documents(collection);
+    let stages = pipeline;
+    // A leading $match is the part that reads the whole collection: it lets the loop turn, and uses the _id index.
+    const [first, ...rest] = pipeline;
+    if (!collation && first && Object.keys(first).length === 1 && first.$match) {
+      const positions = await this.matching(collection, first.$match);
+      source = positions.map((position) => source[position] as Document);
+      stages = rest;
+    }
+    const [group] = stages;
+    if (stages.length === 1 && group && isAdditiveGroup(group)) {
+      yield* this.copies(await this.groupInBatches(source, group));
+      return;
+    }
+    yield* this.copies(
+      stages.length === 0 ? source : aggregate(source, stages, collation ? { collation } : {}),
+    );
+  }
+
+  /**
+   * A $group whose accumulators all add up ($sum) gives the same groups run on batches and merged by adding:
+   * the scan's and verify's counts per value, over every moved document, without blocking the event loop.
+   */
+  private async groupInBatches(source: Document[], group: Document): Promise<Document[]> {
+    const merged = new Map<string, Document>();
+    for (let start = 0; start < source.length; start += BATCH) {
+      for (const partial of aggregate(source.slice(start, start + BATCH), [group])) {
+        const key = idKey(partial._id);
+        const total = merged.get(key);
+        if (!total) merged.set(key, partial);
+        else for (const field of Object.keys(partial)) if (field !== '_id') total[field] += partial[field];
+      }
+      if (this.pacer.due) await this.pacer.turn();
+    }
+    return [...merged.values()];
   }
 
   async listCollections(): Promise<string[]> {
@@ -98,6 +268,56 @@ class SnapshotReads {
   protected documents(collection: string): Document[] {
     return this.collections.get(collection) ?? [];
   }
+
+  /**
+   * Positions of the documents matching `filter`, in natural order: through the _id index when the filter asks
+   * for _ids (verify and rollback read the journal's ids a chunk at a time), else by a scan that lets the loop turn.
+   */
+  protected async matching(collection: string, filter: Document): Promise<number[]> {
+    const documents = this.documents(collection);
+    const byId = idLookup(filter);
+    const candidates = byId ? await this.positionsOf(collection, byId.ids) : undefined;
+    const query = new Query(byId ? byId.rest : filter);
+    const total = candidates?.length ?? documents.length;
+    const found: number[] = [];
+    for (let i = 0; i < total; i += 1) {
+      const position = candidates ? (candidates[i] as number) : i;
+      if (query.test(documents[position] as Document)) found.push(position);
+      if (this.pacer.due) await this.pacer.turn();
+    }
+    return found;
+  }
+
+  protected async idIndex(collection: string): Promise<Map<string, number>> {
+    const built = this.idIndexes.get(collection);
+    if (built) return built;
+    const index = new Map<string, number>();
+    const documents = this.documents(collection);
+    for (let position = 0; position < documents.length; position += 1) {
+      const id = (documents[position] as Document)._id;
+      if (id !== undefined) index.set(idKey(id), position);
+      if (this.pacer.due) await this.pacer.turn();
+    }
+    this.idIndexes.set(collection, index);
+    return index;
+  }
+
+  private async positionsOf(collection: string, ids: unknown[]): Promise<number[]> {
+    const index = await this.idIndex(collection);
+    const positions = new Set<number>();
+    for (const id of ids) {
+      const position = index.get(idKey(id));
+      if (position !== undefined) positions.add(position);
+    }
+    return [...positions].sort((a, b) => a - b);
+  }
+
+  private async *copies(documents: Iterable<Document>): AsyncIterable<Document> {
+    for (const document of documents) {
+      yield copyOf(document);
+      if (this.pacer.due) await this.pacer.turn();
+    }
+  }
 }
 
 /** A server hands out copies: a document read before an update must not change when the update runs. */
@@ -106,39 +326,60 @@ function copyOf(document: Document): Document {
 }
 
 class SnapshotWorkingCopy extends SnapshotReads implements TransactionStore {
+  /**
+   * Matched documents are updated a batch at a time, with the filter already applied (so the update is given
+   * none: positional `$` updates, which the tool does not use, are not supported here).
+   */
   async updateMany(collection: string, filter: Document, update: Update): Promise<UpdateResult> {
-    const { matchedCount, modifiedCount } = updateMany(
-      this.documents(collection),
-      filter,
-      update as Modifier<Document> | PipelineStage[],
-    );
-    return { matched: matchedCount, modified: modifiedCount };
+    const documents = this.documents(collection);
+    const positions = await this.matching(collection, filter);
+    let modified = 0;
+    for (let start = 0; start < positions.length; start += BATCH) {
+      const batch = positions.slice(start, start + BATCH);
+      const subset = batch.map((position) => documents[position] as Document);
+      // A pipeline update replaces the documents it changes in `subset`: they are put back where they were.
+      modified += updateMany(subset, {}, update as Modifier<Document> | PipelineStage[]).modifiedCount;
+      batch.forEach((position, index) => {
+        documents[position] = subset[index] as Document;
+      });
+      if (this.pacer.due) await this.pacer.turn();
+    }
+    return { matched: positions.length, modified };
   }
 
   async replaceOne(collection: string, filter: Document, replacement: Document): Promise<UpdateResult> {
     const documents = this.documents(collection);
-    const [match] = find(documents, filter).all();
-    if (!match) return { matched: 0, modified: 0 };
+    const [position] = await this.matching(collection, filter);
+    if (position === undefined) return { matched: 0, modified: 0 };
+    const match = documents[position] as Document;
     const replaced = { ...copyOf(replacement), _id: match._id };
     const modified = Buffer.compare(BSON.serialize(replaced), BSON.serialize(match)) === 0 ? 0 : 1;
-    documents[documents.indexOf(match)] = replaced;
+    documents[position] = replaced;
     return { matched: 1, modified };
   }
 
   /** Like a server: all or nothing here, and a duplicate _id is refused (E11000). */
   async insertMany(collection: string, documents: Document[]): Promise<void> {
-    const existing = this.documents(collection);
-    const ids = new Set(existing.map((document) => idKey(document._id)));
+    const index = await this.idIndex(collection);
+    const keys = new Set<string>();
     for (const document of documents) {
       const key = idKey(document._id);
-      if (document._id === undefined || ids.has(key)) {
+      if (document._id === undefined || index.has(key) || keys.has(key)) {
         throw new RuntimeError(
           `E11000 duplicate key error collection: ${collection} dup key: { _id: ${key} }`,
         );
       }
-      ids.add(key);
+      keys.add(key);
     }
-    this.collections.set(collection, [...existing, ...documents.map(copyOf)]);
+    let existing = this.collections.get(collection);
+    if (!existing) {
+      existing = [];
+      this.collections.set(collection, existing);
+    }
+    for (const document of documents) {
+      index.set(idKey(document._id), existing.length);
+      existing.push(copyOf(document));
+    }
   }
 }
 
@@ -153,10 +394,16 @@ function idKey(id: unknown): string {
  * A server never holds two documents with one _id; an export that does was edited or concatenated by hand,
  * and a rehearsal on it would fail only at execute ("matched 2 where the plan expected 1"). Refused at load.
  */
-export function assertUniqueIds(collections: Collections, file: string): void {
+export async function assertUniqueIds(
+  collections: Collections,
+  file: string,
+  signal?: AbortSignal,
+): Promise<void> {
+  const pacer = new Pacer(signal);
   for (const [name, documents] of collections) {
     const seen = new Set<string>();
     for (const document of documents) {
+      if (pacer.due) await pacer.turn();
       if (document._id === undefined) continue;
       const key = idKey(document._id);
       if (seen.has(key)) {
@@ -166,14 +413,6 @@ export function assertUniqueIds(collections: Collections, file: string): void {
       }
       seen.add(key);
     }
-  }
-}
-
-async function readText(file: string): Promise<string> {
-  try {
-    return await readFile(file, 'utf8');
-  } catch (error) {
-    throw cannotRead(file, error);
   }
 }
 
@@ -219,15 +458,26 @@ export async function checkSnapshotReplaceable(file: string): Promise<void> {
 export interface SnapshotOptions {
   /** Collections the run reads; a snapshot without one of them is refused (an empty array is fine). */
   requiredCollections?: readonly string[];
+  /** Stops reading a large file when aborted (an interruption). */
+  signal?: AbortSignal;
+}
+
+interface Loaded {
+  collections: Collections;
+  /** Of the file's bytes: the commit refuses a file changed on disk since. */
+  digest: string;
 }
 
 async function load(
   file: string,
-  { requiredCollections = [] }: SnapshotOptions = {},
-): Promise<{ collections: Collections; digest: string }> {
-  const text = await readText(file);
-  const collections = parseSnapshot(text, file);
-  assertUniqueIds(collections, file);
+  { requiredCollections = [], signal }: SnapshotOptions = {},
+): Promise<Loaded> {
+  const { size } = await stat(file).catch((error) => {
+    throw cannotRead(file, error);
+  });
+  const loaded = size > WORKER_FILE_BYTES ? await readInWorker(file, signal) : await readInThread(file);
+  const { collections } = loaded;
+  await assertUniqueIds(collections, file, signal);
   // On a server a missing collection is an empty one; in an export it is one that was forgotten, and the
   // rehearsal would show nothing to move where the real run moves documents.
   const missing = requiredCollections.filter((name) => !collections.has(name));
@@ -239,11 +489,101 @@ async function load(
         : `Snapshot ${file} has no ${names} collections; export them too (an empty array is fine)`,
     );
   }
-  return { collections, digest: digestOf(text) };
+  return loaded;
 }
 
-function digestOf(text: string): string {
-  return createHash('sha256').update(text).digest('hex');
+async function readInThread(file: string): Promise<Loaded> {
+  const bytes = await readFile(file).catch((error) => {
+    throw cannotRead(file, error);
+  });
+  return { collections: parseSnapshot(bytes.toString('utf8'), file), digest: digestOf(bytes) };
+}
+
+/**
+ * Parses in a worker thread (snapshot-worker.ts) and revives one batch of documents per turn of the event
+ * loop, asking for the next only then: the main thread never blocks for more than one batch.
+ */
+async function readInWorker(file: string, signal: AbortSignal | undefined): Promise<Loaded> {
+  const pacer = new Pacer(signal);
+  const worker = new Worker(new URL('./snapshot-worker.js', import.meta.url), { workerData: { file } });
+  const inbox: ReaderMessage[] = [];
+  let failure: unknown;
+  let wake = () => {};
+  worker.on('message', (message: ReaderMessage) => {
+    inbox.push(message);
+    wake();
+  });
+  worker.on('error', (error) => {
+    failure = error;
+    wake();
+  });
+  const onAbort = () => wake();
+  signal?.addEventListener('abort', onAbort);
+  const receive = async (): Promise<ReaderMessage> => {
+    while (inbox.length === 0) {
+      if (failure !== undefined) throw failure;
+      if (signal?.aborted) throw interrupted(signal);
+      await new Promise<void>((resolve) => {
+        wake = resolve;
+      });
+    }
+    return inbox.shift() as ReaderMessage;
+  };
+  try {
+    const collections: Collections = new Map();
+    let digest = '';
+    for (;;) {
+      const message = await receive();
+      switch (message.kind) {
+        case 'digest':
+          digest = message.digest;
+          break;
+        case 'collection':
+          collections.set(message.name, []);
+          break;
+        case 'documents':
+          (collections.get(message.name) as Document[]).push(
+            ...(reviveExtendedJson(message.documents) as Document[]),
+          );
+          break;
+        case 'done':
+          return { collections, digest };
+        case 'failure':
+          throw readerFailure(file, message);
+      }
+      await pacer.turn();
+      worker.postMessage('next');
+    }
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
+    await worker.terminate();
+  }
+}
+
+function readerFailure(file: string, message: Extract<ReaderMessage, { kind: 'failure' }>): UsageError {
+  switch (message.problem) {
+    case 'read':
+      return cannotRead(file, Object.assign(new Error(message.code), { code: message.code }));
+    case 'invalid':
+      return notExtendedJson(file, message.message);
+    case 'not-object':
+      return notAnObject(file);
+    case 'not-array':
+      return notAnArray(file, message.name);
+  }
+}
+
+function digestOf(bytes: Buffer): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
+/** The file's digest as it is now, read as a stream: a large file is hashed without blocking. */
+async function digestOfFile(file: string): Promise<string> {
+  const hash = createHash('sha256');
+  await pipeline(createReadStream(file), hash).catch((error) => {
+    throw cannotRead(file, error);
+  });
+  return hash.digest('hex');
 }
 
 /** Said wherever a result is shown, so a rehearsal is never taken for a run against MongoDB. */
@@ -311,28 +651,35 @@ export class SnapshotStore extends SnapshotReadOnlyStore implements Store {
 
   /**
    * The transaction works on a fresh copy of the file and replaces the file in one rename on commit, so a
-   * failure at any point (including a crash while writing) leaves the original bytes in place.
+   * failure at any point (including a crash while writing) leaves the original bytes in place. Everything
+   * before the rename lets the event loop turn and stops there when interrupted.
    */
   async transaction<T>(
     work: (tx: TransactionStore) => Promise<T>,
     options: TransactionOptions = {},
   ): Promise<T> {
-    const { collections, digest } = await load(this.file);
-    const result = await work(new SnapshotWorkingCopy(collections));
-    // The rename is the commit: an interruption before it leaves the file as it was.
-    if (options.signal?.aborted) {
-      throw new InterruptedError(
-        `Interrupted (${String(options.signal.reason)}) before the commit: the snapshot file was not changed`,
-      );
-    }
-    if (digestOf(await readText(this.file)) !== digest) {
-      throw new RuntimeError(
-        `Snapshot ${this.file} changed on disk during the run; nothing was written, run again`,
-      );
+    const { signal } = options;
+    const { collections, digest } = await load(this.file, { signal });
+    const result = await work(new SnapshotWorkingCopy(collections, signal));
+    // The rename is the commit: an interruption before it (the new version is written first) leaves the file
+    // as it was.
+    if (signal?.aborted) throw interrupted(signal);
+    const replacement = await prepareReplacement(this.file, snapshotChunks(collections, new Pacer(signal)));
+    try {
+      if (signal?.aborted) throw interrupted(signal);
+      if ((await digestOfFile(this.file)) !== digest) {
+        throw new RuntimeError(
+          `Snapshot ${this.file} changed on disk during the run; nothing was written, run again`,
+        );
+      }
+    } catch (error) {
+      await replacement.discard();
+      throw error;
     }
     options.onCommit?.();
-    await replaceFile(this.file, serializeSnapshot(collections));
+    await replacement.commit();
     this.collections = collections;
+    this.idIndexes = new Map();
     log('committed %s', this.file);
     return result;
   }
