@@ -38,6 +38,20 @@ export function processEnvironment(): Environment {
   };
 }
 
+/** What a command that only reads is called in the message that stops it; undefined for those that write. */
+function readOnlyCommand(command: ToolCommand): string | undefined {
+  switch (command.action) {
+    case 'migrate':
+      return command.preview ? 'the preview' : undefined;
+    case 'rollback':
+      return command.preview ? 'the rollback preview' : undefined;
+    case 'verify':
+      return 'verify';
+    case 'history':
+      return 'history';
+  }
+}
+
 /** Each command is an action module; they share the stages and the store contract. */
 function run(command: ToolCommand, output: Output, context: ActionContext): Promise<ExitCode> {
   switch (command.action) {
@@ -81,10 +95,20 @@ export async function main(
   }
 
   const output = createOutput(environment, command.json, secrets);
+  const readOnly = readOnlyCommand(command);
   const interruption: Interruption = watchSignals(
     environment.signals ?? process,
     (line) => output.error(line),
-    (stop) => (environment.exit ?? process.exit)(stop.exitCode),
+    (stop) => {
+      if (command.json && !output.jsonWritten) {
+        output.json({
+          status: 'error',
+          error: { message: stop.message, exitCode: stop.exitCode, kind: 'Stopped' },
+        });
+      }
+      (environment.exit ?? process.exit)(stop.exitCode);
+    },
+    readOnly === undefined ? {} : { readOnly },
   );
   try {
     log('command %s', command.action);

@@ -33,7 +33,9 @@ Exit codes:
   4  COMPLETED, but the record could not be written or the run was interrupted after its commit; the
      record is printed on stderr: keep it
   5  outcome UNKNOWN: the commit may or may not have happened ("unknown" record; the message says how to check)
-  6  verify: at least one check failed`;
+  6  verify: at least one check failed
+  7  stopped by Ctrl-C/SIGTERM/SIGHUP while only reading (a preview, verify, rollback --preview, history):
+     no result, nothing was written`;
 
 const EXAMPLES = `
 Examples:

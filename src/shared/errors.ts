@@ -15,6 +15,8 @@ export const ExitCode = {
   unknown: 5,
   /** verify: at least one check failed. */
   checksFailed: 6,
+  /** A command that only reads (a preview, verify, history) was stopped by a signal: no result, nothing written. */
+  stopped: 7,
 } as const;
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
 

@@ -1,4 +1,4 @@
-import { InterruptedError } from './errors.js';
+import { ExitCode, InterruptedError } from './errors.js';
 
 /**
  * Ctrl-C, SIGTERM and SIGHUP (a dropped ssh session) do not kill the tool: they abort `signal`, and the run
@@ -30,11 +30,20 @@ export interface SignalSource {
   off(signal: NodeJS.Signals, listener: (signal: NodeJS.Signals) => void): unknown;
 }
 
+export interface WatchOptions {
+  graceMs?: number;
+  /**
+   * The command only reads (a preview, verify, history), named as the message says it: the first signal stops it
+   * at once, with its own exit code, since there is nothing to finish or to record.
+   */
+  readOnly?: string;
+}
+
 export function watchSignals(
   source: SignalSource,
   report: (line: string) => void,
   force: (stop: ForcedStop) => void,
-  graceMs = GRACE_MS,
+  { graceMs = GRACE_MS, readOnly }: WatchOptions = {},
 ): Interruption {
   const controller = new AbortController();
   let describe = (): ForcedStop => ({
@@ -48,6 +57,13 @@ export function watchSignals(
     force(stop);
   };
   const onSignal = (signal: NodeJS.Signals) => {
+    if (readOnly !== undefined) {
+      controller.abort(signal);
+      const message = `${readOnly} stopped before it finished; it only reads, so nothing was changed`;
+      report(`Interrupted (${signal}): ${message}`);
+      force({ message, exitCode: ExitCode.stopped });
+      return;
+    }
     if (controller.signal.aborted) {
       forceNow();
       return;
