@@ -14,11 +14,13 @@ import {
   type RunFacts,
 } from '../report/record.js';
 import {
+  duration,
   type PlanView,
   planJson,
   renderCompleted,
   renderPlan,
   renderProgress,
+  renderStepStart,
   renderStragglers,
 } from '../report/report.js';
 import {
@@ -35,6 +37,7 @@ import { type Applied, applyMigration } from '../transaction/apply.js';
 import { commitSettled } from '../transaction/commit.js';
 import type { MigrateCommand } from './command.js';
 import type { ActionContext } from './context.js';
+import { phase } from './progress.js';
 import { recordCommitted } from './record-committed.js';
 
 const log = createDebug('agm:migrate-customer-data');
@@ -69,21 +72,31 @@ export async function executeMigration(
   let lock: HistoryLock | undefined;
   let plan: Plan | undefined;
   try {
-    store = await context.openStore(command.target, {
-      requiredCollections: mappedCollections(map),
-      signal: interruption.signal,
-    });
+    const opened = await phase(output, `Reading ${run.target}`, () =>
+      context.openStore(command.target, {
+        requiredCollections: mappedCollections(map),
+        signal: interruption.signal,
+      }),
+    );
+    store = opened;
     await checkDatabase(store);
     const customers = await resolveCustomers(store, command.request);
     lock = await lockHistory(command.historyFile);
     await store.assertTransactional();
-    const facts = await store.inspect(mappedCollections(map));
-    plan = await scanMigration(store, customers, command.options, map, { id: run.id, now: run.startedAt });
-    const assessment = await assessPlan(store, plan, facts);
+    const planned = await phase(output, 'Planning', async () => {
+      const facts = await opened.inspect(mappedCollections(map));
+      const scanned = await scanMigration(opened, customers, command.options, map, {
+        id: run.id,
+        now: run.startedAt,
+      });
+      const assessment = await assessPlan(opened, scanned, facts);
+      return { scanned, assessment };
+    });
+    const { assessment } = planned;
     plan = {
-      ...plan,
-      warnings: [...plan.warnings, ...assessment.warnings],
-      blockers: [...plan.blockers, ...assessment.blockers],
+      ...planned.scanned,
+      warnings: [...planned.scanned.warnings, ...assessment.warnings],
+      blockers: [...planned.scanned.blockers, ...assessment.blockers],
     };
     const view: PlanView = { plan, target: store.description, threshold: assessment.threshold, refusals: [] };
     output.report(renderPlan(view, 'execute'));
@@ -146,6 +159,7 @@ function commit(
   context: ActionContext,
 ): Promise<Applied> {
   output.progress('Applying in one transaction:');
+  let committing = 0;
   const request = {
     ...command.request,
     options: command.options,
@@ -155,12 +169,26 @@ function commit(
   };
   return commitSettled(
     (onCommit) =>
-      applyMigration(store, request, {
-        signal: context.interruption.signal,
-        onStep: (result) => output.progress(renderProgress(result)),
-        onRetry: (attempt) =>
-          output.progress(`  transaction retried by MongoDB (attempt ${attempt}); re-reading`),
-        onCommit,
+      phase(output, '  applying', () =>
+        applyMigration(store, request, {
+          signal: context.interruption.signal,
+          onPlanned: (plan, ms) =>
+            output.progress(
+              `  plan made again inside the transaction: ${plan.fingerprint} (${duration(ms)})`,
+            ),
+          onStepStart: (step) => output.progress(renderStepStart(step)),
+          onStep: (result) => output.progress(renderProgress(result)),
+          onRetry: (attempt) =>
+            output.progress(`  transaction retried by MongoDB (attempt ${attempt}); re-reading`),
+          onCommit: () => {
+            committing = Date.now();
+            output.progress('  committing...');
+            onCommit();
+          },
+        }),
+      ).then((applied) => {
+        output.progress(`  committed (${duration(Date.now() - committing)})`);
+        return applied;
       }),
     {
       store,
@@ -230,7 +258,9 @@ async function keepCommitted(store: Store, applied: Applied, committed: Committe
   const record = completedRecord(run, applied);
   context.interruption.onForce(() => completedStop(record));
   try {
-    const stragglers = await recount(store, applied, map, committed.sources);
+    const stragglers = await phase(output, 'Counting what is left on the sources', () =>
+      recount(store, applied, map, committed.sources),
+    );
     if (Object.keys(stragglers).length > 0) {
       record.stragglers = stragglers;
       output.error(renderStragglers(stragglers));

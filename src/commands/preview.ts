@@ -11,9 +11,11 @@ import { newRunId } from '../report/record.js';
 import { type PlanView, planJson, renderPlan } from '../report/report.js';
 import { ExitCode } from '../shared/errors.js';
 import type { Output } from '../shared/output.js';
+import { describeTarget } from '../store/index.js';
 import type { MigrateCommand } from './command.js';
 import type { ActionContext } from './context.js';
 import { executionChecks } from './preflight.js';
+import { phase } from './progress.js';
 
 const log = createDebug('agm:migrate-customer-data');
 
@@ -30,20 +32,24 @@ export async function previewMigration(
   if (command.reportFile) await checkReportFile(command.reportFile, guardedFiles(command), command.force);
   const map = await loadReferenceMap(command.configFile);
   const { refusals, cautions } = await executionChecks(command);
-  const store = await context.openReadOnlyStore(command.target, {
-    pointInTime: true,
-    requiredCollections: mappedCollections(map),
-  });
+  const store = await phase(output, `Reading ${describeTarget(command.target)}`, () =>
+    context.openReadOnlyStore(command.target, {
+      pointInTime: true,
+      requiredCollections: mappedCollections(map),
+    }),
+  );
   try {
     log('preview on %s', store.description);
     await checkDatabase(store);
     const customers = await resolveCustomers(store, command.request);
-    const facts = await store.inspect(mappedCollections(map));
-    const scanned = await scanMigration(store, customers, command.options, map, {
-      id: newRunId(),
-      now: new Date(),
+    const { scanned, assessment } = await phase(output, 'Planning', async () => {
+      const facts = await store.inspect(mappedCollections(map));
+      const scanned = await scanMigration(store, customers, command.options, map, {
+        id: newRunId(),
+        now: new Date(),
+      });
+      return { scanned, assessment: await assessPlan(store, scanned, facts) };
     });
-    const assessment = await assessPlan(store, scanned, facts);
     const plan = {
       ...scanned,
       warnings: [...scanned.warnings, ...assessment.warnings],

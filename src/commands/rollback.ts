@@ -27,6 +27,7 @@ import { planRollback, type RollbackPlan } from '../transaction/rollback-plan.js
 import type { RollbackCommand } from './command.js';
 import type { ActionContext } from './context.js';
 import { executionChecks } from './preflight.js';
+import { phase } from './progress.js';
 import { recordCommitted } from './record-committed.js';
 
 const log = createDebug('agm:migrate-customer-data');
@@ -57,16 +58,23 @@ export async function rollbackMigration(
   let store: Store | undefined;
   let lock: HistoryLock | undefined;
   try {
-    store = await context.openStore(command.target, { signal: context.interruption.signal });
+    const opened = await phase(output, `Reading ${record.target}`, () =>
+      context.openStore(command.target, { signal: context.interruption.signal }),
+    );
+    store = opened;
     await checkDatabase(store);
-    const plan = await planRollback(store, journal, command.migrationId, store.description);
+    const plan = await phase(output, 'Checking for drift', () =>
+      planRollback(opened, journal, command.migrationId, opened.description),
+    );
     describeSubject(record, plan);
     lock = await lockHistory(command.historyFile);
     await store.assertTransactional();
     output.report(renderRollback(plan, store.description, 'execute'));
     if (plan.blockers.length > 0) throw refusal(plan);
     context.interruption.stopIfInterrupted();
-    const restored = await commitRollback(store, command, journal, record, startedAt, output, context);
+    const restored = await phase(output, 'Restoring in one transaction', () =>
+      commitRollback(opened, command, journal, record, startedAt, output, context),
+    );
     // From here the rollback is committed: nothing may say otherwise.
     try {
       Object.assign(record, { status: 'rolled_back' }, statsOf(restored));
@@ -114,10 +122,14 @@ async function previewRollback(
   journal: string,
 ): Promise<ExitCode> {
   const { refusals, cautions } = await executionChecks(command);
-  const store = await context.openReadOnlyStore(command.target, { pointInTime: true });
+  const store = await phase(output, `Reading ${describeTarget(command.target)}`, () =>
+    context.openReadOnlyStore(command.target, { pointInTime: true }),
+  );
   try {
     await checkDatabase(store);
-    const plan = await planRollback(store, journal, command.migrationId, store.description);
+    const plan = await phase(output, 'Checking for drift', () =>
+      planRollback(store, journal, command.migrationId, store.description),
+    );
     const blockers = [...plan.blockers, ...refusals.map((refusal) => refusal.message)];
     const exitCode = refusals[0]?.exitCode ?? (plan.blockers.length > 0 ? ExitCode.blocked : ExitCode.ok);
     if (command.json) {

@@ -6,11 +6,13 @@ import { CUSTOMER_KIND, fieldRefs, loadReferenceMap, type ReferenceMap, USERS } 
 import { ExitCode, UsageError } from '../shared/errors.js';
 import type { Output } from '../shared/output.js';
 import { showValue } from '../shared/plain.js';
+import { describeTarget } from '../store/index.js';
 import { collect, type ReadOnlyStore } from '../store/types.js';
 import { chunksOf, type JournalHead } from '../transaction/journal.js';
 import { accountDrift, type DriftItem, driftIn, journalEntry } from '../transaction/rollback-plan.js';
 import type { VerifyCommand } from './command.js';
 import type { ActionContext } from './context.js';
+import { phase } from './progress.js';
 
 export interface Check {
   name: string;
@@ -34,15 +36,20 @@ export async function verifyMigration(
 ): Promise<ExitCode> {
   const map = await loadReferenceMap(command.configFile);
   const id = command.migrationId ?? (await latestCompleted(command.historyFile));
-  const store = await context.openReadOnlyStore(command.target, { pointInTime: !command.scanAll });
+  const store = await phase(output, `Reading ${describeTarget(command.target)}`, () =>
+    context.openReadOnlyStore(command.target, { pointInTime: !command.scanAll }),
+  );
   try {
     await checkDatabase(store);
     const head = await journalEntry(store, map.journalCollection, id, store.description);
-    const checks =
-      head.status === 'rolled_back'
-        ? await rolledBackChecks(store, head, map)
-        : await completedChecks(store, head, map);
-    if (command.scanAll) checks.push(await scanAll(store, head, map));
+    const checks = await phase(output, 'Checking', async () => {
+      const done =
+        head.status === 'rolled_back'
+          ? await rolledBackChecks(store, head, map)
+          : await completedChecks(store, head, map);
+      if (command.scanAll) done.push(await scanAll(store, head, map));
+      return done;
+    });
     const passed = checks.every((check) => check.passed || check.skipped);
     if (command.json) {
       output.json({

@@ -209,8 +209,24 @@ function resolutionText(conflict: Conflict): string {
   return `merge: ${conflict.incoming._id.toHexString()} is marked deleted and its references move to ${resolution.survivor.toHexString()} (${showName(conflict.existing.username)})`;
 }
 
+/** A step's first line: what it is about to do. */
+export function renderStepStart(step: Step): string {
+  const journal = step.moves ? ', journaling their ids first' : '';
+  return `  ${describeStep(step)}: ${step.expected} document(s)${journal}...`;
+}
+
+/** A step's last line: what it did, and how long each part took. */
 export function renderProgress(result: StepResult): string {
-  return `  ${describeStep(result.step)}: matched ${result.matched}, modified ${result.modified} (${result.durationMs} ms)`;
+  const { journal } = result;
+  const parts = journal
+    ? `journal ${journal.documents} id(s) in ${journal.chunks} chunk(s): ${duration(journal.durationMs)}, update: ${duration(result.durationMs)}`
+    : duration(result.durationMs);
+  return `  ${describeStep(result.step)}: matched ${result.matched}, modified ${result.modified} (${parts})`;
+}
+
+/** A duration as a person reads it: milliseconds below ten seconds, seconds above. */
+export function duration(ms: number): string {
+  return ms < 10_000 ? `${ms} ms` : `${(ms / 1000).toFixed(1)} s`;
 }
 
 export function renderCompleted(record: HistoryRecord, place: CommandPlace): string {

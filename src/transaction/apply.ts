@@ -24,7 +24,10 @@ const log = createDebug('agm:migrate-customer-data');
 
 export interface StepResult extends UpdateResult {
   step: Step;
+  /** The update's own duration. */
   durationMs: number;
+  /** The ids journaled before it (re-pointing steps), and how long that took. */
+  journal?: { chunks: number; documents: number; durationMs: number };
 }
 
 export interface Applied {
@@ -45,7 +48,11 @@ export interface ApplyRequest extends CustomerRequest {
 }
 
 export interface ApplyHooks {
+  /** Each step as it starts (its journal, then its update) and as it ends. */
+  onStepStart?: (step: Step) => void;
   onStep?: (result: StepResult) => void;
+  /** The plan made again inside the transaction, before its steps. */
+  onPlanned?: (plan: Plan, durationMs: number) => void;
   onRetry?: (attempt: number) => void;
   onCommit?: () => void;
   signal?: AbortSignal;
@@ -66,8 +73,10 @@ export async function applyMigration(
   await store.ensureCollections([journal]);
   return store.transaction(
     async (tx) => {
+      const planning = Date.now();
       const customers = await changedMeanwhile(() => resolveCustomers(tx, request));
       const plan = await scanMigration(tx, customers, request.options, request.map, request.run);
+      hooks.onPlanned?.(plan, Date.now() - planning);
       log('plan %s: %d steps, %d conflicts', plan.fingerprint, plan.steps.length, plan.conflicts.length);
       if (isBlocked(plan)) {
         throw new BlockedError(`Migration aborted: ${plan.blockers.map((b) => b.message).join('; ')}`, {
@@ -87,8 +96,12 @@ export async function applyMigration(
       let documents = 0;
       // One at a time: operations of a transaction must not run concurrently.
       for (const step of plan.steps) {
+        hooks.onStepStart?.(step);
+        let journaled: StepResult['journal'];
         if (step.moves) {
+          const journaling = Date.now();
           const written = await journalMoves(tx, journal, request.run.id, step, chunks);
+          journaled = { ...written, durationMs: Date.now() - journaling };
           chunks += written.chunks;
           documents += written.documents;
         }
@@ -99,7 +112,12 @@ export async function applyMigration(
             `${describeStep(step)} matched ${result.matched} documents where the plan expected ${step.expected}; nothing was committed, run --preview again`,
           );
         }
-        const stepResult = { step, ...result, durationMs: Date.now() - started };
+        const stepResult: StepResult = {
+          step,
+          ...result,
+          durationMs: Date.now() - started,
+          ...(journaled ? { journal: journaled } : {}),
+        };
         results.push(stepResult);
         hooks.onStep?.(stepResult);
       }
