@@ -3,6 +3,7 @@ import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
+import { createSeed, DESTINATION_USERNAME, SOURCE_USERNAME, writeSnapshotSeed } from '../../bench/seed.js';
 import { DEFAULT_HISTORY_FILE } from '../../src/cli/options.js';
 import { serializeSnapshot } from '../../src/store/snapshot.js';
 import { countWhere, lastRecord } from '../helpers/assertions.js';
@@ -13,6 +14,14 @@ import { startWirePeer } from '../wire-peer/index.js';
 
 const dir = tempDir();
 after(() => dir.remove());
+
+const BENCH_MIGRATION = [
+  '--sources',
+  SOURCE_USERNAME,
+  '--destination',
+  DESTINATION_USERNAME,
+  '--merge-conflicts',
+];
 
 test('the guide command runs as written through the launcher (preview: default history untouched)', () => {
   const file = join(dir.path, 'agmission.json');
@@ -132,6 +141,50 @@ for (const signal of ['SIGHUP', 'SIGINT'] as const) {
     }
   });
 }
+
+test('a real Ctrl-C to the launcher on a large snapshot: seen during the step, not after the last one; nothing written, exit 1', async () => {
+  const file = join(dir.path, 'large.json');
+  await writeSnapshotSeed(file, createSeed(5_000));
+  const bytes = readFileSync(file);
+  const history = join(dir.path, 'large-history.json');
+  const result = await spawnCliAsync([...BENCH_MIGRATION, '--snapshot', file, '--output-file', history], {
+    interrupt: {
+      when: /re-point merged accounts to their survivors: \d+ document\(s\), journaling/,
+      signal: 'SIGINT',
+    },
+  });
+  assert.equal(result.code, 1, result.stderr);
+  assert.match(
+    result.stderr,
+    /Error: Interrupted \(SIGINT\) before the commit: the snapshot file was not changed/,
+  );
+  assert.doesNotMatch(
+    result.stderr,
+    /record the migration on the destination: matched/,
+    'stopped before the last step',
+  );
+  assert.deepEqual(readFileSync(file), bytes);
+  assert.equal(lastRecord(history).status, 'failed');
+  assert.equal(existsSync(`${file}.lock`), false);
+});
+
+test('a real SIGTERM to a preview: it stops at once, exit 7, "it only reads"; no plan printed, nothing written', async () => {
+  const file = join(dir.path, 'large-preview.json');
+  await writeSnapshotSeed(file, createSeed(5_000));
+  const bytes = readFileSync(file);
+  const result = await spawnCliAsync(['--preview', ...BENCH_MIGRATION, '--snapshot', file], {
+    // The pipeline's first debug line comes once the signals are watched.
+    env: { DEBUG: 'agm:migrate-customer-data' },
+    interrupt: { when: /command migrate/, signal: 'SIGTERM' },
+  });
+  assert.equal(result.code, 7, result.stderr);
+  assert.match(
+    result.stderr,
+    /\nInterrupted \(SIGTERM\): the preview stopped before it finished; it only reads, so nothing was changed\n/,
+  );
+  assert.equal(result.stdout, '');
+  assert.deepEqual(readFileSync(file), bytes);
+});
 
 test('without a build the launcher says how to build instead of crashing', () => {
   const bare = join(dir.path, 'bare');
