@@ -13,7 +13,7 @@ import { SnapshotStore } from '../src/store/snapshot.js';
  */
 
 export interface Measured {
-  /** Documents modified, summed over every update. */
+  /** Documents modified, summed over every update (verify, rollback --preview: the documents they check). */
   modified: number;
   /** Database commands (MongoDB) or store calls (snapshot) made by the migration itself. */
   commands: number;
@@ -21,6 +21,8 @@ export interface Measured {
   seconds: number;
   /** The engine's journal chunks (each one insert, and on MongoDB one getMore to read its ids). */
   chunks?: number;
+  /** The engine's migration, for the verify and rollback --preview runs that follow it. */
+  migrationId?: string;
 }
 
 /** All a hand-written script uses. */

@@ -16,6 +16,7 @@ export interface Run {
   peakRssMiB?: number;
   error?: string;
   skipped?: string;
+  migrationId?: string;
 }
 
 const MEASURE_SCRIPT = fileURLToPath(new URL('./measure.js', import.meta.url));
@@ -27,10 +28,15 @@ export function inChild(
   method: Method,
   n: number,
   target: string,
+  migrationId?: string,
 ): Promise<Run> {
-  const child = fork(MEASURE_SCRIPT, [access, method, String(n), target], {
-    stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
-  });
+  const child = fork(
+    MEASURE_SCRIPT,
+    [access, method, String(n), target, ...(migrationId ? [migrationId] : [])],
+    {
+      stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
+    },
+  );
   let stdout = '';
   child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
     stdout += chunk;
@@ -57,6 +63,7 @@ export function inChild(
           modified: reply.modified,
           peakRssMiB: reply.peakRssMiB,
           ...(reply.chunks === undefined ? {} : { chunks: reply.chunks }),
+          ...(reply.migrationId === undefined ? {} : { migrationId: reply.migrationId }),
         });
       } else {
         const exit = signal ?? `code ${code}`;

@@ -39,7 +39,7 @@ async function main(argv: string[]): Promise<number> {
           continue;
         }
         process.stderr.write(`bench: ${args.backend} N=${n} ${method}...\n`);
-        runs.push(await measured(backing, backend.label, backend.access, method, n));
+        runs.push(...(await measured(backing, backend.label, backend.access, method, n)));
       }
     }
   } finally {
@@ -50,22 +50,33 @@ async function main(argv: string[]): Promise<number> {
   return runs.some((run) => run.error) ? 1 : 0;
 }
 
-/** Seeds a fresh copy, measures one run of it in a child process, and removes the copy. */
+/**
+ * Seeds a fresh copy, measures one run of it in a child process, and removes the copy. After the engine's
+ * migration, `verify` and `rollback --preview` of it are measured too, each in its own child.
+ */
 async function measured(
   backing: Backing,
   label: string,
   access: Access,
-  method: Run['method'],
+  method: 'engine' | 'baseline',
   n: number,
-): Promise<Run> {
+): Promise<Run[]> {
   let prepared: Awaited<ReturnType<Backing['prepare']>>;
   try {
     prepared = await backing.prepare(n, method);
   } catch (error) {
-    return { backend: label, n, method, error: `seeding failed: ${(error as Error).message}` };
+    return [{ backend: label, n, method, error: `seeding failed: ${(error as Error).message}` }];
   }
   try {
-    return await inChild(label, access, method, n, prepared.target);
+    const run = await inChild(label, access, method, n, prepared.target);
+    const runs = [run];
+    if (method === 'engine' && run.migrationId) {
+      for (const reader of ['verify', 'rollback-preview'] as const) {
+        process.stderr.write(`bench: N=${n} ${reader}...\n`);
+        runs.push(await inChild(label, access, reader, n, prepared.target, run.migrationId));
+      }
+    }
+    return runs;
   } finally {
     await prepared.dispose();
   }

@@ -2,7 +2,8 @@ import { mongoBackend } from './mongo.js';
 import { peerBackend } from './peer.js';
 import { snapshotBackend } from './snapshot.js';
 
-export type Method = 'engine' | 'baseline';
+/** A migration (by the engine, or per document), or a read-only command on what the engine migrated. */
+export type Method = 'engine' | 'baseline' | 'verify' | 'rollback-preview';
 /** How a child reaches the data: the wire peer is reached through the driver, like MongoDB. */
 export type Access = 'snapshot' | 'mongo';
 

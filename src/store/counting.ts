@@ -2,6 +2,7 @@ import type {
   AggregateOptions,
   Document,
   FindOptions,
+  ReadOnlyStore,
   ReadStore,
   Store,
   TransactionStore,
@@ -22,21 +23,7 @@ export interface StoreCounts {
  * than the store it wraps.
  */
 export function countingStore(store: Store): { store: Store; counts(): StoreCounts } {
-  const tally = { reads: 0, writes: 0 };
-  const reads = (target: ReadStore): ReadStore => ({
-    find(collection: string, filter: Document, options?: FindOptions) {
-      tally.reads += 1;
-      return target.find(collection, filter, options);
-    },
-    count(collection: string, filter: Document) {
-      tally.reads += 1;
-      return target.count(collection, filter);
-    },
-    aggregate(collection: string, pipeline: Document[], options?: AggregateOptions) {
-      tally.reads += 1;
-      return target.aggregate(collection, pipeline, options);
-    },
-  });
+  const { tally, reads, readOnly, counts } = tallies();
   const writes = (tx: TransactionStore): TransactionStore => ({
     ...reads(tx),
     updateMany(collection: string, filter: Document, update: Update) {
@@ -53,15 +40,48 @@ export function countingStore(store: Store): { store: Store; counts(): StoreCoun
     },
   });
   const counted: Store = {
-    ...reads(store),
-    description: store.description,
-    listCollections: () => store.listCollections(),
-    inspect: (collections) => store.inspect(collections),
-    close: () => store.close(),
+    ...readOnly(store),
     assertTransactional: () => store.assertTransactional(),
     ensureCollections: (names) => store.ensureCollections(names),
     settle: (collection, id, fence) => store.settle(collection, id, fence),
     transaction: (work, options) => store.transaction((tx) => work(writes(tx)), options),
   };
-  return { store: counted, counts: () => ({ ...tally, total: tally.reads + tally.writes }) };
+  return { store: counted, counts };
+}
+
+/** The same count for a store that only reads (what preview, verify and rollback --preview get). */
+export function countingReadOnlyStore(store: ReadOnlyStore): { store: ReadOnlyStore; counts(): StoreCounts } {
+  const { readOnly, counts } = tallies();
+  return { store: readOnly(store), counts };
+}
+
+function tallies() {
+  const tally = { reads: 0, writes: 0 };
+  const reads = (target: ReadStore): ReadStore => ({
+    find(collection: string, filter: Document, options?: FindOptions) {
+      tally.reads += 1;
+      return target.find(collection, filter, options);
+    },
+    count(collection: string, filter: Document) {
+      tally.reads += 1;
+      return target.count(collection, filter);
+    },
+    aggregate(collection: string, pipeline: Document[], options?: AggregateOptions) {
+      tally.reads += 1;
+      return target.aggregate(collection, pipeline, options);
+    },
+  });
+  const readOnly = (store: ReadOnlyStore): ReadOnlyStore => ({
+    ...reads(store),
+    description: store.description,
+    listCollections: () => store.listCollections(),
+    inspect: (collections) => store.inspect(collections),
+    close: () => store.close(),
+  });
+  return {
+    tally,
+    reads,
+    readOnly,
+    counts: (): StoreCounts => ({ ...tally, total: tally.reads + tally.writes }),
+  };
 }
