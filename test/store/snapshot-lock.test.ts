@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { pathToFileURL } from 'node:url';
@@ -166,11 +166,50 @@ test('two runs in separate processes on one snapshot: the second is refused nami
 test('two runs started together on one snapshot: exactly one migrates, the other is turned away', async () => {
   const file = snapshot('race.json');
   const histories = [join(dir.path, 'race-1.json'), join(dir.path, 'race-2.json')];
-  const results = await Promise.all(histories.map((history) => launch(migrate(file, history)).done));
+  const barrier = join(dir.path, 'race-barrier');
+  mkdirSync(barrier);
+  // Both runs are held just before they try to take the snapshot's lock, released together, and each waits after
+  // its try until the other has tried too: the two tries always overlap, so the test does not depend on how the
+  // machine schedules two processes (a run starting after the other finished would meet a migrated snapshot).
+  const preload = join(dir.path, 'race-at-the-lock.mjs');
+  writeFileSync(
+    preload,
+    `import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+     import promises from 'node:fs/promises';
+     import { syncBuiltinESMExports } from 'node:module';
+     const lock = ${JSON.stringify(`${file}.lock`)};
+     const barrier = ${JSON.stringify(barrier)};
+     const until = async (done) => { while (!done()) await new Promise((resolve) => setTimeout(resolve, 5)); };
+     const open = promises.open;
+     promises.open = async function (path, flags, ...rest) {
+       if (path !== lock || flags !== 'wx') return open.call(this, path, flags, ...rest);
+       writeFileSync(barrier + '/ready-' + process.pid, '');
+       await until(() => existsSync(barrier + '/go'));
+       try {
+         return await open.call(this, path, flags, ...rest);
+       } finally {
+         writeFileSync(barrier + '/tried-' + process.pid, '');
+         await until(() => readdirSync(barrier).filter((name) => name.startsWith('tried-')).length === 2);
+       }
+     };
+     syncBuiltinESMExports();`,
+  );
+  const runs = histories.map((history) => launch(migrate(file, history), preload));
+  try {
+    await until(() => readdirSync(barrier).filter((name) => name.startsWith('ready-')).length === 2);
+  } finally {
+    writeFileSync(join(barrier, 'go'), '');
+  }
+  const results = await Promise.all(runs.map((run) => run.done));
   const codes = results.map((result) => result.code).sort();
-  assert.equal(codes[0], ExitCode.ok, results.map((result) => result.stderr).join('\n'));
-  // Refused by the lock while the other runs (1), or, started after it finished, by acme_west being
-  // deactivated already (2); never a second migration from the same starting point.
-  assert.ok(codes[1] === ExitCode.failed || codes[1] === ExitCode.usage, `exit codes ${codes}`);
+  const stderr = results.map((result) => result.stderr).join('\n');
+  assert.deepEqual(codes, [ExitCode.ok, ExitCode.failed], stderr);
+  const refused = results.find((result) => result.code === ExitCode.failed) as CliResult;
+  // The winner is held right after creating the lock, before it writes its name in it: "unknown holder".
+  assert.match(
+    refused.stderr,
+    /^Error: Another migration is running \(lock .*race\.json\.lock: (pid \d+ on .+|unknown holder)\); wait for it/m,
+  );
   assertMigratedOnce(file, histories);
+  assert.equal(existsSync(`${file}.lock`), false);
 });
