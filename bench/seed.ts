@@ -1,5 +1,6 @@
 import { writeFile } from 'node:fs/promises';
 import { type Db, type Document, ObjectId } from 'mongodb';
+import { DEFAULT_REFERENCE_MAP } from '../src/plan/schema.js';
 import { serializeSnapshot } from '../src/store/snapshot.js';
 
 /**
@@ -173,21 +174,41 @@ export async function insertSeed(db: Db, seed: Seed): Promise<void> {
   await insertBatches(db, 'users', seed.users);
   await insertBatches(db, 'jobs', seed.jobs());
   await insertBatches(db, 'invoices', seed.invoices());
-  await db.collection('users').createIndexes([{ key: { parent: 1 } }, { key: { username: 1 } }]);
-  await db
-    .collection('jobs')
-    .createIndexes([{ key: { byPuid: 1 } }, { key: { client: 1 } }, { key: { pilot: 1 } }]);
-  await db.collection('invoices').createIndexes([{ key: { customer: 1 } }, { key: { client: 1 } }]);
+  await indexReferenceFields(db);
 }
 
-async function insertBatches(db: Db, collection: string, documents: Iterable<Document>): Promise<void> {
+/** What production has: every reference field of the default map indexed, and usernames. */
+export async function indexReferenceFields(db: Db): Promise<string[]> {
+  const keys: Record<string, Document[]> = { users: [{ username: 1 }] };
+  for (const refs of [DEFAULT_REFERENCE_MAP.customerRefs, DEFAULT_REFERENCE_MAP.accountRefs]) {
+    for (const [collection, fields] of Object.entries(refs)) {
+      for (const field of fields) (keys[collection] ??= []).push({ [field]: 1 });
+    }
+  }
+  const created: string[] = [];
+  for (const [collection, list] of Object.entries(keys)) {
+    await db.collection(collection).createIndexes(list.map((key) => ({ key })));
+    created.push(...list.map((key) => `${collection}.${Object.keys(key)[0]}`));
+  }
+  return created;
+}
+
+/** Unordered inserts of INSERT_BATCH documents at a time, from any (async) iterable. */
+export async function insertBatches(
+  db: Db,
+  collection: string,
+  documents: Iterable<Document> | AsyncIterable<Document>,
+): Promise<number> {
+  let inserted = 0;
   let batch: Document[] = [];
-  for (const document of documents) {
+  for await (const document of documents) {
     batch.push(document);
     if (batch.length === INSERT_BATCH) {
       await db.collection(collection).insertMany(batch, { ordered: false });
+      inserted += batch.length;
       batch = [];
     }
   }
   if (batch.length > 0) await db.collection(collection).insertMany(batch, { ordered: false });
+  return inserted + batch.length;
 }

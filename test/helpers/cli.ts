@@ -107,3 +107,24 @@ export function tempDir(): { path: string; remove(): void } {
   const path = mkdtempSync(join(tmpdir(), 'agm-test-'));
   return { path, remove: () => rmSync(path, { recursive: true, force: true }) };
 }
+
+/** The words a POSIX shell makes of a printed command: single quotes, "$VARIABLE", line continuations. */
+export function shellWords(command: string, env: NodeJS.ProcessEnv = {}): string[] {
+  const words: string[] = [];
+  const pattern = /'((?:[^']|'\\'')*)'|"\$(\w+)"|([^\s'"\\]+)|\\\n/g;
+  let word: string | undefined;
+  let last = 0;
+  for (const match of command.matchAll(pattern)) {
+    const gap = command.slice(last, match.index);
+    if (/\s/.test(gap) || match[0] === '\\\n') {
+      if (word !== undefined) words.push(word);
+      word = undefined;
+    }
+    last = (match.index ?? 0) + match[0].length;
+    if (match[0] === '\\\n') continue;
+    const piece = match[1]?.replace(/'\\''/g, "'") ?? (match[2] ? (env[match[2]] ?? '') : match[3]);
+    word = (word ?? '') + piece;
+  }
+  if (word !== undefined) words.push(word);
+  return words;
+}

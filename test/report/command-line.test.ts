@@ -5,32 +5,11 @@ import { after, test } from 'node:test';
 import { commandLine, passwordNote } from '../../src/report/command-line.js';
 import { serializeSnapshot } from '../../src/store/snapshot.js';
 import { wirePeerBackend } from '../helpers/backends.js';
-import { type CliResult, runCli, tempDir } from '../helpers/cli.js';
+import { type CliResult, runCli, shellWords, tempDir } from '../helpers/cli.js';
 import { demoData } from '../helpers/data.js';
 
 const dir = tempDir();
 after(() => dir.remove());
-
-/** The words a POSIX shell makes of a printed command: single quotes, "$VARIABLE", line continuations. */
-function shellWords(command: string, env: NodeJS.ProcessEnv = {}): string[] {
-  const words: string[] = [];
-  const pattern = /'((?:[^']|'\\'')*)'|"\$(\w+)"|([^\s'"\\]+)|\\\n/g;
-  let word: string | undefined;
-  let last = 0;
-  for (const match of command.matchAll(pattern)) {
-    const gap = command.slice(last, match.index);
-    if (/\s/.test(gap) || match[0] === '\\\n') {
-      if (word !== undefined) words.push(word);
-      word = undefined;
-    }
-    last = (match.index ?? 0) + match[0].length;
-    if (match[0] === '\\\n') continue;
-    const piece = match[1]?.replace(/'\\''/g, "'") ?? (match[2] ? (env[match[2]] ?? '') : match[3]);
-    word = (word ?? '') + piece;
-  }
-  if (word !== undefined) words.push(word);
-  return words;
-}
 
 /** Runs a command as printed (launcher and all), the way an operator pastes it. */
 function paste(printed: string, env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
