@@ -182,7 +182,9 @@ export async function indexReferenceFields(db: Db): Promise<string[]> {
   const keys: Record<string, Document[]> = { users: [{ username: 1 }] };
   for (const refs of [DEFAULT_REFERENCE_MAP.customerRefs, DEFAULT_REFERENCE_MAP.accountRefs]) {
     for (const [collection, fields] of Object.entries(refs)) {
-      for (const field of fields) (keys[collection] ??= []).push({ [field]: 1 });
+      const list = keys[collection] ?? [];
+      keys[collection] = list;
+      for (const field of fields) list.push({ [field]: 1 });
     }
   }
   const created: string[] = [];

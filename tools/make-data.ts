@@ -75,7 +75,7 @@ async function main(argv: string[]): Promise<number> {
     console.log(
       `Wrote ${describeSnapshot(file)}: ${seed.users.length} users, ${jobs} + ${seed.expected.noiseJobs} jobs, ${jobs} + ${seed.expected.noiseInvoices} invoices`,
     );
-    const history = file.replace(/\.json$/, '') + '.history.json';
+    const history = `${file.replace(/\.json$/, '')}.history.json`;
     console.log(
       `Rehearse: ${commandLine(migrate, { target: { kind: 'snapshot', file }, historyFile: history })}`,
     );

@@ -42,7 +42,7 @@ test('each step of a migration is printed when it starts and when it ends, with 
       : '\\(\\d+ ms\\)';
     assert.match(
       end,
-      new RegExp(`^ {2}${escape(what[1] as string)}: matched ${what[2]}, modified \\d+ ${timing}$`),
+      new RegExp(`^ {2}${literal(what[1] as string)}: matched ${what[2]}, modified \\d+ ${timing}$`),
       'its end line follows it',
     );
   }
@@ -78,6 +78,6 @@ test('a long phase is never silent: it says what it does past 6 s, and when it i
   assert.match(result.stderr, /\n {2}applying: done in \d+ ms\n/);
 });
 
-function escape(text: string): string {
+function literal(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
