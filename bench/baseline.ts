@@ -4,6 +4,7 @@ import type { CustomerRequest } from '../src/plan/resolve.js';
 import { CUSTOMER_KIND, fieldRefs, type ReferenceMap, USERS } from '../src/plan/schema.js';
 import { countingStore } from '../src/store/counting.js';
 import { SnapshotStore } from '../src/store/snapshot.js';
+import { stopwatch } from './stopwatch.js';
 
 /**
  * The same migration done the way hand-written scripts usually do it, to compare the engine with: for each
@@ -19,6 +20,8 @@ export interface Measured {
   commands: number;
   /** Wall time of the migration alone: opening and closing the store are not included. */
   seconds: number;
+  /** CPU time of the same (every thread of the process). */
+  cpuSeconds: number;
   /** The engine's journal chunks (each one insert, and on MongoDB one getMore to read its ids). */
   chunks?: number;
   /** The engine's migration, for the verify and rollback --preview runs that follow it. */
@@ -104,7 +107,7 @@ export async function baselineSnapshot(
 ): Promise<Measured> {
   const counting = countingStore(await SnapshotStore.open(file));
   try {
-    const started = performance.now();
+    const watch = stopwatch();
     const modified = await counting.store.transaction((tx) =>
       migrateByHand(
         {
@@ -116,8 +119,12 @@ export async function baselineSnapshot(
         map,
       ),
     );
-    const seconds = (performance.now() - started) / 1000;
-    return { modified, commands: counting.counts().total, seconds };
+    return {
+      modified,
+      commands: counting.counts().total,
+      seconds: watch.seconds(),
+      cpuSeconds: watch.cpuSeconds(),
+    };
   } finally {
     await counting.store.close();
   }
@@ -141,7 +148,7 @@ export async function baselineMongo(
     await client.connect();
     const db = client.db();
     const before = commands;
-    const started = performance.now();
+    const watch = stopwatch();
     const modified = await migrateByHand(
       {
         find: (collection, filter) => db.collection(collection).find(filter),
@@ -151,8 +158,12 @@ export async function baselineMongo(
       request,
       map,
     );
-    const seconds = (performance.now() - started) / 1000;
-    return { modified, commands: commands - before, seconds };
+    return {
+      modified,
+      commands: commands - before,
+      seconds: watch.seconds(),
+      cpuSeconds: watch.cpuSeconds(),
+    };
   } finally {
     await client.close();
   }

@@ -10,6 +10,7 @@ export interface Run {
   method: Method;
   commands?: number;
   seconds?: number;
+  cpuSeconds?: number;
   docsPerSecond?: number;
   modified?: number;
   chunks?: number;
@@ -59,6 +60,7 @@ export function inChild(
           ...run,
           commands: reply.commands,
           seconds: reply.seconds,
+          cpuSeconds: reply.cpuSeconds,
           docsPerSecond: reply.modified / reply.seconds,
           modified: reply.modified,
           peakRssMiB: reply.peakRssMiB,

@@ -14,6 +14,7 @@ import { applyMigration } from '../src/transaction/apply.js';
 import type { Access, Method } from './backends/index.js';
 import { baselineMongo, baselineSnapshot, type Measured } from './baseline.js';
 import { DESTINATION_USERNAME, SOURCE_USERNAME } from './seed.js';
+import { stopwatch } from './stopwatch.js';
 
 /**
  * The child process of one measured run: `node dist/bench/measure.js <snapshot|mongo>
@@ -29,7 +30,7 @@ const REQUEST = { sources: [SOURCE_USERNAME], destination: DESTINATION_USERNAME 
 async function engine(store: Store, commands: () => number): Promise<Measured> {
   try {
     const before = commands();
-    const started = performance.now();
+    const watch = stopwatch();
     const runId = randomUUID();
     const applied = await applyMigration(store, {
       ...REQUEST,
@@ -37,11 +38,11 @@ async function engine(store: Store, commands: () => number): Promise<Measured> {
       map: DEFAULT_REFERENCE_MAP,
       run: { id: runId, now: new Date() },
     });
-    const seconds = (performance.now() - started) / 1000;
     return {
       modified: applied.results.reduce((sum, result) => sum + result.modified, 0),
       commands: commands() - before,
-      seconds,
+      seconds: watch.seconds(),
+      cpuSeconds: watch.cpuSeconds(),
       chunks: applied.journal.chunks,
       migrationId: runId,
     };
@@ -94,7 +95,7 @@ async function reader(
   };
   const silent = createOutput({ stdout: () => {}, stderr: () => {} }, false, []);
   const before = opened.commands();
-  const started = performance.now();
+  const watch = stopwatch();
   const code =
     method === 'verify'
       ? await verifyMigration({ action: 'verify', migrationId, scanAll: false, ...place }, silent, context)
@@ -103,9 +104,13 @@ async function reader(
           silent,
           context,
         );
-  const seconds = (performance.now() - started) / 1000;
   if (code !== 0) throw new Error(`${method} exited ${code}`);
-  return { modified: documents, commands: opened.commands() - before, seconds };
+  return {
+    modified: documents,
+    commands: opened.commands() - before,
+    seconds: watch.seconds(),
+    cpuSeconds: watch.cpuSeconds(),
+  };
 }
 
 async function openSnapshotReader(file: string) {

@@ -13,6 +13,7 @@ export function table(runs: Run[]): string {
     'commands',
     'journal chunks',
     'seconds',
+    'cpu s',
     'docs/s',
     'peak RSS MiB',
   ];
@@ -28,6 +29,7 @@ export function table(runs: Run[]): string {
             String(run.commands),
             run.chunks === undefined ? '-' : String(run.chunks),
             (run.seconds as number).toFixed(3),
+            (run.cpuSeconds as number).toFixed(3),
             Math.round(run.docsPerSecond as number).toLocaleString('en-US'),
             (run.peakRssMiB as number).toFixed(1),
           ]),
