@@ -5,6 +5,7 @@ import { Dispatcher } from './dispatch.js';
 import { FailCommand, type FailPointConfig } from './fail-points.js';
 import type { Identity, Role } from './handshake.js';
 import type { CommandLogEntry } from './log.js';
+import { Replication } from './replication.js';
 import { WireServer } from './server.js';
 import { Storage } from './storage.js';
 import { Sessions } from './transactions.js';
@@ -39,6 +40,12 @@ export interface WirePeer {
   /** How hello answers from now on; a secondary also refuses writes and primary reads, as one does. */
   setRole(role: Role): void;
   setCacheSizeBytes(bytes: number): void;
+  /**
+   * false: the other members of the replica set are unreachable. Writes still commit here, but the majority
+   * commit point stops: majority and snapshot reads do not see them, and `w: 'majority'` waits (bounded by
+   * `wtimeout` and `maxTimeMS` only). true: the majority has everything again and the waits end.
+   */
+  setMajorityReachable(reachable: boolean): void;
   /** The same as `{configureFailPoint: 'failCommand', ...config}` on admin; returns the reply's count. */
   failCommand(config: FailPointConfig): number;
   /**
@@ -56,6 +63,7 @@ const DEFAULT_CACHE_BYTES = 256 * 1024 * 1024;
 /** Starts a peer on 127.0.0.1 (a free port), in this process. */
 export async function startWirePeer(options: WirePeerOptions = {}): Promise<WirePeer> {
   const storage = new Storage();
+  const replication = new Replication(storage);
   const identity: Identity = {
     role: options.role ?? 'primary',
     setName: options.setName ?? 'rs0',
@@ -71,6 +79,7 @@ export async function startWirePeer(options: WirePeerOptions = {}): Promise<Wire
   const cursors = new Cursors();
   const sessions = new Sessions(
     storage,
+    replication,
     () => ({
       standalone: identity.role === 'standalone',
       maxWireVersion: identity.maxWireVersion,
@@ -81,6 +90,7 @@ export async function startWirePeer(options: WirePeerOptions = {}): Promise<Wire
   const log: CommandLogEntry[] = [];
   const state: PeerState = {
     storage,
+    replication,
     cursors,
     sessions,
     failCommand: new FailCommand(),
@@ -117,6 +127,7 @@ export async function startWirePeer(options: WirePeerOptions = {}): Promise<Wire
     setCacheSizeBytes: (bytes) => {
       settings.cacheSizeBytes = bytes;
     },
+    setMajorityReachable: (reachable) => replication.setMajorityReachable(reachable),
     failCommand: (config) => state.failCommand.configure({ ...config }),
     stopListening,
     resumeListening: () => wire.listen(),

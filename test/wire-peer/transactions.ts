@@ -1,6 +1,7 @@
 import type { Binary, Document, Timestamp } from 'mongodb';
 import { DocumentWriter } from './document-writer.js';
 import { Code, CommandError } from './errors.js';
+import type { Replication } from './replication.js';
 import type { Storage } from './storage.js';
 
 /** Commands a mongod runs inside a multi-document transaction; any other is refused there (263). */
@@ -101,6 +102,7 @@ export class Sessions {
 
   constructor(
     private readonly storage: Storage,
+    private readonly replication: Replication,
     private readonly options: () => SessionOptions,
     /** Told when a transaction commits or aborts (its cursors close with it). */
     private readonly onEnd: (transaction: Transaction) => void,
@@ -129,7 +131,8 @@ export class Sessions {
           'atClusterTime is only allowed with readConcern level snapshot',
         );
       }
-      return { readTs: this.storage.now, snapshotRead: false };
+      const majority = readConcern?.level === 'majority';
+      return { readTs: majority ? this.replication.commitPoint : this.storage.now, snapshotRead: false };
     }
     if (this.options().maxWireVersion < SNAPSHOT_READS_WIRE_VERSION) {
       throw new CommandError(
@@ -147,9 +150,12 @@ export class Sessions {
     return { readTs: this.readAt(readConcern.atClusterTime), snapshotRead: true };
   }
 
-  /** The storage time of a read at `atClusterTime` (now without one); a time not reached yet is refused. */
+  /**
+   * The storage time of a snapshot read at `atClusterTime`; without one, the majority commit point (snapshot
+   * read concern reads majority-committed data). A time not reached yet is refused.
+   */
   private readAt(atClusterTime: Timestamp | undefined): number {
-    if (!atClusterTime) return this.storage.now;
+    if (!atClusterTime) return this.replication.commitPoint;
     const at = this.storage.timeOf(atClusterTime);
     if (at > this.storage.now) {
       throw new CommandError(246, 'atClusterTime is later than the latest cluster time of this peer');
@@ -249,7 +255,9 @@ export class Sessions {
         'atClusterTime is only allowed with readConcern level snapshot',
       );
     }
-    const readTs = this.readAt(readConcern.atClusterTime);
+    // Snapshot and majority read concerns read majority-committed data; local reads the latest.
+    const committed = readConcern.level === 'snapshot' || readConcern.level === 'majority';
+    const readTs = committed ? this.readAt(readConcern.atClusterTime) : this.storage.now;
     this.abortOpen(session);
     session.txnNumber = txnNumber;
     const transaction = new Transaction(

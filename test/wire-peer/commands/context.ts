@@ -3,12 +3,14 @@ import type { Cursors } from '../cursors.js';
 import { Code, CommandError } from '../errors.js';
 import type { FailCommand } from '../fail-points.js';
 import type { Identity } from '../handshake.js';
+import type { Replication } from '../replication.js';
 import { type Collection, ReadView, type Storage } from '../storage.js';
 import type { SessionContext, Sessions } from '../transactions.js';
 
 /** Everything a command handler may touch. */
 export interface PeerState {
   readonly storage: Storage;
+  readonly replication: Replication;
   readonly cursors: Cursors;
   readonly sessions: Sessions;
   readonly failCommand: FailCommand;
