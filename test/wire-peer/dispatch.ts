@@ -79,7 +79,8 @@ export class Dispatcher {
       commandName: name,
     };
 
-    const failure = this.peer.failCommand.before(name, connection.appName);
+    const client = { appName: connection.appName, namespace: namespaceOf(command, name) };
+    const failure = this.peer.failCommand.before(name, client);
     if (failure?.blockMs) await delay(failure.blockMs);
     if (failure?.closeConnection) return { close: true };
     if (failure?.errorCode !== undefined) {
@@ -163,7 +164,10 @@ export class Dispatcher {
     const commitOrAbort = name === 'commitTransaction' || name === 'abortTransaction';
     const waits = WRITE_COMMANDS.has(name) && (!session.transaction || commitOrAbort);
     if (!waits || reply.ok !== 1) return reply;
-    const after = this.peer.failCommand.after(name, connection.appName);
+    const after = this.peer.failCommand.after(name, {
+      appName: connection.appName,
+      namespace: namespaceOf(command, name),
+    });
     const writeConcernError = after
       ? after.writeConcernError
       : await this.waitForWriteConcern(command, started);
@@ -206,6 +210,12 @@ export class Dispatcher {
       operationTime: clusterTime,
     };
   }
+}
+
+/** The namespace a command runs on, as the fail point's `namespace` names it. */
+function namespaceOf(command: Document, name: string): string {
+  const target = name === 'getMore' ? command.collection : command[name];
+  return typeof target === 'string' ? `${command.$db}.${target}` : String(command.$db);
 }
 
 function withLabels(reply: Document, labels: string[]): Document {
