@@ -27,6 +27,14 @@ export interface WirePeerOptions {
   cacheSizeBytes?: number;
   /** An open transaction is aborted after this long, as by transactionLifetimeLimitSeconds; default 60. */
   transactionLifetimeLimitSeconds?: number;
+  /** serverStatus wiredTiger.cache['tracked dirty bytes in the cache']: the live workload's; default 0. */
+  cacheDirtyBytes?: number;
+  /** serverStatus wiredTiger.cache['bytes allocated for updates']; default 0. */
+  cacheUpdatesBytes?: number;
+  /** How long snapshot history is kept (5.0+); default 300. */
+  minSnapshotHistoryWindowInSeconds?: number;
+  /** The startup `storage.wiredTiger.engineConfig.configString` getCmdLineOpts reports; default none. */
+  wiredTigerEngineConfigString?: string;
 }
 
 export interface WirePeer {
@@ -40,6 +48,8 @@ export interface WirePeer {
   /** How hello answers from now on; a secondary also refuses writes and primary reads, as one does. */
   setRole(role: Role): void;
   setCacheSizeBytes(bytes: number): void;
+  /** What serverStatus reports the live workload has dirtied in the cache (and its update bytes). */
+  setCacheUsage(usage: { dirtyBytes?: number; updatesBytes?: number }): void;
   /**
    * false: the other members of the replica set are unreachable. Writes still commit here, but the majority
    * commit point stops: majority and snapshot reads do not see them, and `w: 'majority'` waits (bounded by
@@ -73,7 +83,13 @@ export async function startWirePeer(options: WirePeerOptions = {}): Promise<Wire
   };
   const settings: PeerSettings = {
     cacheSizeBytes: options.cacheSizeBytes ?? DEFAULT_CACHE_BYTES,
+    cacheDirtyBytes: options.cacheDirtyBytes ?? 0,
+    cacheUpdatesBytes: options.cacheUpdatesBytes ?? 0,
+    engineConfigString: options.wiredTigerEngineConfigString ?? '',
     transactionLifetimeLimitSeconds: options.transactionLifetimeLimitSeconds ?? 60,
+    minSnapshotHistoryWindowInSeconds: options.minSnapshotHistoryWindowInSeconds ?? 300,
+    transactionTooLargeForCacheThreshold: 0.75,
+    wiredTigerEngineRuntimeConfig: '',
     startedAt: Date.now(),
   };
   const cursors = new Cursors();
@@ -126,6 +142,10 @@ export async function startWirePeer(options: WirePeerOptions = {}): Promise<Wire
     },
     setCacheSizeBytes: (bytes) => {
       settings.cacheSizeBytes = bytes;
+    },
+    setCacheUsage: ({ dirtyBytes, updatesBytes }) => {
+      if (dirtyBytes !== undefined) settings.cacheDirtyBytes = dirtyBytes;
+      if (updatesBytes !== undefined) settings.cacheUpdatesBytes = updatesBytes;
     },
     setMajorityReachable: (reachable) => replication.setMajorityReachable(reachable),
     failCommand: (config) => state.failCommand.configure({ ...config }),

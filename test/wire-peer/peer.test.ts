@@ -486,6 +486,125 @@ describe('documents and cursors', () => {
   });
 });
 
+describe('server statistics and parameters', () => {
+  test('$collStats storageStats: count, sizes from the stored BSON, each index; count; a missing collection is 26', async () => {
+    await withPeer(async (_peer, client) => {
+      const db = client.db('db');
+      const jobs = db.collection<AnyDocument>('jobs');
+      const documents = [
+        { _id: 1, byPuid: 'a', note: 'x'.repeat(100) },
+        { _id: 2, byPuid: 'b' },
+        { _id: 3, other: true },
+      ];
+      await jobs.insertMany(documents);
+      await jobs.createIndex({ byPuid: 1 }, { name: 'byPuid_1' });
+      await jobs.createIndex(
+        { byPuid: 1 },
+        { name: 'partial', partialFilterExpression: { _id: { $gt: 1 } } },
+      );
+      const [stats] = await jobs.aggregate([{ $collStats: { storageStats: {}, count: {} } }]).toArray();
+      const size = documents.reduce((sum, doc) => sum + BSON.calculateObjectSize(doc), 0);
+      assert.equal(stats?.ns, 'db.jobs');
+      assert.equal(stats?.count, 3);
+      const storage = stats?.storageStats;
+      assert.deepEqual(
+        [storage.count, storage.size, storage.avgObjSize, storage.nindexes],
+        [3, size, Math.trunc(size / 3), 3],
+      );
+      // Each entry: the key as BSON ({'0': value}) and an 8-byte record id; a missing field is null.
+      const entry = (value: unknown) => BSON.calculateObjectSize({ 0: value }) + 8;
+      assert.equal(storage.indexSizes._id_, entry(1) * 3);
+      assert.equal(storage.indexSizes.byPuid_1, entry('a') + entry('b') + entry(null));
+      assert.equal(storage.indexSizes.partial, entry('b') + entry(null), 'the partial index skips _id 1');
+      assert.equal(
+        storage.totalIndexSize,
+        storage.indexSizes._id_ + storage.indexSizes.byPuid_1 + storage.indexSizes.partial,
+      );
+      const [projected] = await jobs
+        .aggregate([{ $collStats: { storageStats: {} } }, { $project: { avg: '$storageStats.avgObjSize' } }])
+        .toArray();
+      assert.equal(projected?.avg, Math.trunc(size / 3));
+      await rejectsWith(
+        db
+          .collection('missing')
+          .aggregate([{ $collStats: { storageStats: {} } }])
+          .toArray(),
+        26,
+      );
+      await rejectsWith(jobs.aggregate([{ $match: {} }, { $collStats: {} }]).toArray(), 40602);
+      const session = client.startSession();
+      session.startTransaction();
+      await rejectsWith(jobs.aggregate([{ $collStats: { storageStats: {} } }], { session }).toArray(), 263);
+      await session.abortTransaction();
+      await session.endSession();
+    });
+  });
+
+  test("serverStatus: the cache's size, dirty bytes and update bytes as the test sets them; a mongos has no wiredTiger section", async () => {
+    await withPeer(
+      async (peer, client) => {
+        const cache = async () => (await client.db('admin').command({ serverStatus: 1 })).wiredTiger.cache;
+        assert.deepEqual(
+          [
+            (await cache())['maximum bytes configured'],
+            (await cache())['tracked dirty bytes in the cache'],
+            (await cache())['bytes allocated for updates'],
+          ],
+          [1024, 100, 0],
+        );
+        peer.setCacheUsage({ dirtyBytes: 200, updatesBytes: 50 });
+        assert.equal((await cache())['tracked dirty bytes in the cache'], 200);
+        assert.equal((await cache())['bytes allocated for updates'], 50);
+        peer.setRole('mongos');
+        assert.equal((await client.db('admin').command({ serverStatus: 1 })).wiredTiger, undefined);
+      },
+      { peer: { cacheSizeBytes: 1024, cacheDirtyBytes: 100 } },
+    );
+  });
+
+  test('getParameter and setParameter: the parameters of each version, changed at run time ("was"); none on mongos', async () => {
+    await withPeer(
+      async (peer, client) => {
+        const admin = client.db('admin');
+        const get = (name: string) =>
+          admin.command({ getParameter: 1, [name]: 1 }).then((reply) => reply[name]);
+        assert.equal(await get('minSnapshotHistoryWindowInSeconds'), 300);
+        assert.equal(await get('transactionTooLargeForCacheThreshold'), 0.75);
+        assert.equal(await get('wiredTigerEngineRuntimeConfig'), '');
+        const set = await admin.command({ setParameter: 1, minSnapshotHistoryWindowInSeconds: 2 });
+        assert.equal(set.was, 300);
+        assert.equal(await get('minSnapshotHistoryWindowInSeconds'), 2);
+        await admin.command({ setParameter: 1, wiredTigerEngineRuntimeConfig: 'eviction_dirty_trigger=10' });
+        assert.equal(await get('wiredTigerEngineRuntimeConfig'), 'eviction_dirty_trigger=10');
+        await admin.command({ setParameter: 1, transactionLifetimeLimitSeconds: 30 });
+        assert.equal(await get('transactionLifetimeLimitSeconds'), 30);
+        await rejectsWith(admin.command({ setParameter: 1, noSuchParameter: 1 }), 72);
+        const options = await admin.command({ getCmdLineOpts: 1 });
+        assert.equal(
+          options.parsed.storage.wiredTiger.engineConfig.configString,
+          'eviction_updates_trigger=5',
+        );
+        peer.setRole('mongos');
+        await rejectsWith(admin.command({ getParameter: 1, transactionLifetimeLimitSeconds: 1 }), 72);
+        assert.deepEqual((await admin.command({ getCmdLineOpts: 1 })).parsed, {});
+      },
+      { peer: { wiredTigerEngineConfigString: 'eviction_updates_trigger=5' } },
+    );
+    await withPeer(
+      async (_peer, client) => {
+        const admin = client.db('admin');
+        await rejectsWith(admin.command({ getParameter: 1, transactionTooLargeForCacheThreshold: 1 }), 72);
+        assert.equal(
+          (await admin.command({ getParameter: 1, minSnapshotHistoryWindowInSeconds: 1 }))
+            .minSnapshotHistoryWindowInSeconds,
+          300,
+        );
+      },
+      { peer: { maxWireVersion: 17 } },
+    );
+  });
+});
+
 describe('transactions', () => {
   test('commit makes every write visible at once; abort leaves nothing', async () => {
     await withPeer(async (_peer, client) => {

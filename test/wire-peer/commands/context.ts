@@ -21,7 +21,16 @@ export interface PeerState {
 
 export interface PeerSettings {
   cacheSizeBytes: number;
+  /** serverStatus wiredTiger.cache: what the live workload has dirtied, and the bytes of its updates. */
+  cacheDirtyBytes: number;
+  cacheUpdatesBytes: number;
+  /** `storage.wiredTiger.engineConfig.configString`, as getCmdLineOpts reports the startup options. */
+  readonly engineConfigString: string;
+  /** Server parameters (getParameter / setParameter), mongod's own. */
   transactionLifetimeLimitSeconds: number;
+  minSnapshotHistoryWindowInSeconds: number;
+  transactionTooLargeForCacheThreshold: number;
+  wiredTigerEngineRuntimeConfig: string;
   readonly startedAt: number;
 }
 

@@ -6,6 +6,7 @@ import { type StoredDocument, valueKey } from '../documents.js';
 import { Code, CommandError } from '../errors.js';
 import type { ReadView } from '../storage.js';
 import { type CommandRun, collectionName, type Handler, namespace, readView } from './context.js';
+import { collStats } from './statistics.js';
 
 /** Stages that never change the documents they get, so mingo may read the stored ones without copying. */
 const READ_ONLY_STAGES = new Set(['$match', '$group', '$sort', '$skip', '$limit', '$count']);
@@ -91,10 +92,19 @@ const aggregate: Handler = (run) => {
   if (typeof collection !== 'string') {
     throw new CommandError(Code.NotImplemented, 'the wire peer runs collection aggregations only');
   }
-  const pipeline = (run.command.pipeline ?? []) as Document[];
+  let pipeline = (run.command.pipeline ?? []) as Document[];
   const stages = pipeline.map((stage) => Object.keys(stage)[0] as string);
   if (stages.some((stage) => WRITING_STAGES.has(stage)) || run.command.explain) {
     throw new CommandError(Code.NotImplemented, 'the wire peer does not run $out, $merge or explain');
+  }
+  if (stages.lastIndexOf('$collStats') > 0) {
+    throw new CommandError(40602, '$collStats is only valid as the first stage in a pipeline');
+  }
+  if (stages[0] === '$collStats') {
+    const stats = collStats(run, collection, pipeline[0]?.$collStats as Document);
+    pipeline = pipeline.slice(1);
+    const results = new Aggregator(pipeline).run([stats]) as Document[];
+    return cursorReply(run, namespace(run, collection), results, run.command.cursor ?? {});
   }
   const view = readView(run);
   const plainOf = (name: string) => [...view.documents(run.db, name)].map((doc) => doc.plain);
