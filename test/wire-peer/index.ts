@@ -100,6 +100,7 @@ export async function startWirePeer(options: WirePeerOptions = {}): Promise<Wire
       standalone: identity.role === 'standalone',
       maxWireVersion: identity.maxWireVersion,
       transactionLifetimeMs: settings.transactionLifetimeLimitSeconds * 1000,
+      snapshotHistoryWindowSeconds: settings.minSnapshotHistoryWindowInSeconds,
     }),
     (transaction) => cursors.close(transaction.cursorIds),
   );

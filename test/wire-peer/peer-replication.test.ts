@@ -157,3 +157,37 @@ describe('a majority that cannot be reached', () => {
     });
   });
 });
+
+describe('the snapshot history window (minSnapshotHistoryWindowInSeconds)', () => {
+  test('a snapshot read at an atClusterTime older than the window is SnapshotTooOld (239); a new snapshot after an idle spell reads', async () => {
+    await withPeer(async (_peer, client) => {
+      const admin = client.db('admin');
+      await admin.command({ setParameter: 1, minSnapshotHistoryWindowInSeconds: 1 });
+      const c = client.db('db').collection<AnyDocument>('c');
+      await c.insertOne({ _id: 1 });
+      await delay(1_200);
+      const session = client.startSession({ snapshot: true });
+      assert.deepEqual(await c.findOne({}, { session }), { _id: 1 }, 'read at a fresh cluster time');
+      assert.deepEqual(await c.findOne({}, { session }), { _id: 1 }, 'within the window');
+      await delay(1_200);
+      const tooOld = await rejectsWith(c.findOne({}, { session }), 239);
+      assert.match(tooOld.message, /is older than the oldest available timestamp/);
+      await session.endSession();
+    });
+  });
+
+  test('while a majority is missing, history behind the commit point is kept: the stale snapshot still reads', async () => {
+    await withPeer(async (peer, client) => {
+      await client.db('admin').command({ setParameter: 1, minSnapshotHistoryWindowInSeconds: 1 });
+      const c = client.db('db').collection<AnyDocument>('c');
+      await c.insertOne({ _id: 1 });
+      peer.setMajorityReachable(false);
+      const session = client.startSession({ snapshot: true });
+      assert.deepEqual(await c.findOne({}, { session }), { _id: 1 });
+      await delay(1_200);
+      assert.deepEqual(await c.findOne({}, { session }), { _id: 1 });
+      await session.endSession();
+      peer.setMajorityReachable(true);
+    });
+  });
+});

@@ -25,6 +25,21 @@ export class Replication {
     return this.frozenAt === undefined;
   }
 
+  /** Where a new majority (or snapshot) reader reads: the commit point, as recent as a server's. */
+  readPoint(): number {
+    return this.frozenAt ?? this.storage.current();
+  }
+
+  /**
+   * The oldest time still readable: mongod keeps `minSnapshotHistoryWindowInSeconds` of history behind its
+   * stable timestamp, which follows the majority commit point (so history stops being discarded while a
+   * majority is missing).
+   */
+  oldestReadable(windowSeconds: number): number {
+    const reference = this.frozenAt === undefined ? Date.now() : this.storage.madeAt(this.frozenAt);
+    return reference - windowSeconds * 1000;
+  }
+
   setMajorityReachable(reachable: boolean): void {
     if (!reachable) {
       this.frozenAt ??= this.storage.now;

@@ -65,9 +65,14 @@ export class Collection {
   }
 }
 
+/** Cluster times are Timestamps of whole seconds on a server: one made this recently is still "now". */
+const CLOCK_RESOLUTION_MS = 1000;
+
 export class Storage {
   /** The cluster time of the last commit; a reader "now" reads at this time. */
   private clock = 0;
+  /** When each cluster time was made (wall clock, ms), for the snapshot history window. */
+  private readonly made: number[] = [Date.now()];
   /** Cluster times are Timestamps of this second with the commit counter as increment. */
   private readonly epoch = Math.floor(Date.now() / 1000);
   readonly databases = new Map<string, Map<string, Collection>>();
@@ -79,7 +84,23 @@ export class Storage {
   /** The time of a new commit: strictly after every earlier one. */
   tick(): number {
     this.clock += 1;
+    this.made[this.clock] = Date.now();
     return this.clock;
+  }
+
+  /**
+   * The current cluster time for a new reader. A server's cluster time follows the wall clock (an idle
+   * primary writes a no-op every 10 s); the peer's moves only on commits, so a reader arriving a second or more
+   * after the last one gets a no-op tick, and its time is as recent as a server's would be.
+   */
+  current(): number {
+    if (Date.now() - this.madeAt(this.clock) >= CLOCK_RESOLUTION_MS) this.tick();
+    return this.clock;
+  }
+
+  /** When cluster time `ts` was made (wall clock, ms). */
+  madeAt(ts: number): number {
+    return this.made[Math.min(Math.max(ts, 0), this.clock)] ?? 0;
   }
 
   timestamp(ts: number = this.clock): Timestamp {

@@ -85,6 +85,8 @@ export interface SessionOptions {
   standalone: boolean;
   maxWireVersion: number;
   transactionLifetimeMs: number;
+  /** minSnapshotHistoryWindowInSeconds: a read at an older atClusterTime is SnapshotTooOld (239). */
+  snapshotHistoryWindowSeconds: number;
 }
 
 export function lsidOf(command: Document): string | undefined {
@@ -155,10 +157,17 @@ export class Sessions {
    * read concern reads majority-committed data). A time not reached yet is refused.
    */
   private readAt(atClusterTime: Timestamp | undefined): number {
-    if (!atClusterTime) return this.replication.commitPoint;
+    if (!atClusterTime) return this.replication.readPoint();
     const at = this.storage.timeOf(atClusterTime);
     if (at > this.storage.now) {
       throw new CommandError(246, 'atClusterTime is later than the latest cluster time of this peer');
+    }
+    const oldest = this.replication.oldestReadable(this.options().snapshotHistoryWindowSeconds);
+    if (this.storage.madeAt(at) < oldest) {
+      throw new CommandError(
+        239,
+        `Read timestamp Timestamp(${atClusterTime.high}, ${atClusterTime.low}) is older than the oldest available timestamp.`,
+      );
     }
     return at;
   }
