@@ -217,6 +217,28 @@ describe('handshake', () => {
     );
   });
 
+  test('maxWireVersion 7 (MongoDB 4.0): the driver refuses the server itself, naming its wire version', async () => {
+    const peer = await startWirePeer({ maxWireVersion: 7, helloCommand: false });
+    const client = new MongoClient(peer.uri('db'), { serverSelectionTimeoutMS: 1000 });
+    try {
+      await assert.rejects(client.connect(), (error: unknown) => {
+        assert.match(
+          String((error as Error).message),
+          /reports maximum wire version 7, but this version of the Node\.js Driver requires at least 8 \(MongoDB 4\.2\)/,
+        );
+        return true;
+      });
+      assert.deepEqual(
+        [...new Set(commandsOf(peer).map((e) => e.name))],
+        [],
+        'no command is sent, only handshakes',
+      );
+    } finally {
+      await client.close();
+      await peer.close();
+    }
+  });
+
   test('unknown commands answer CommandNotFound', async () => {
     await withPeer(async (_peer, client) => {
       await rejectsWith(client.db('db').command({ frobnicate: 1 }), 59);
