@@ -1,7 +1,7 @@
 import { type CommandStartedEvent, type Document, MongoClient, type ObjectId } from 'mongodb';
-import { usernameKey } from '../src/conflicts.js';
-import type { CustomerRequest } from '../src/resolve.js';
-import { CUSTOMER_KIND, fieldRefs, type ReferenceMap, USERS } from '../src/schema.js';
+import { usernameKey } from '../src/plan/conflicts.js';
+import type { CustomerRequest } from '../src/plan/resolve.js';
+import { CUSTOMER_KIND, fieldRefs, type ReferenceMap, USERS } from '../src/plan/schema.js';
 import { countingStore } from '../src/store/counting.js';
 import { SnapshotStore } from '../src/store/snapshot.js';
 

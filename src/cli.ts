@@ -1,17 +1,18 @@
 import { format } from 'node:util';
 import createDebug from 'debug';
-import type { ActionContext } from './context.js';
-import { asMigrationError, ExitCode } from './errors.js';
-import { executeMigration } from './execute.js';
-import { type Interruption, type SignalSource, watchSignals } from './interrupt.js';
-import { HelpShown, type OptionContext, parseOptions, type ToolCommand } from './options.js';
-import { createOutput, type Output } from './output.js';
-import { previewMigration } from './preview.js';
-import { rollbackMigration } from './rollback.js';
-import { redactText, secretsOf } from './secrets.js';
-import { showHistory } from './show-history.js';
+import { HelpShown, type OptionContext, parseOptions } from './cli/options.js';
+import type { ToolCommand } from './commands/command.js';
+import type { ActionContext } from './commands/context.js';
+import { executeMigration } from './commands/execute.js';
+import { showHistory } from './commands/history.js';
+import { previewMigration } from './commands/preview.js';
+import { rollbackMigration } from './commands/rollback.js';
+import { verifyMigration } from './commands/verify.js';
+import { asMigrationError, ExitCode } from './shared/errors.js';
+import { type Interruption, type SignalSource, watchSignals } from './shared/interrupt.js';
+import { createOutput, type Output } from './shared/output.js';
+import { redactText, secretsOf } from './shared/secrets.js';
 import { openReadOnlyStore, openStore } from './store/index.js';
-import { verifyMigration } from './verify.js';
 
 const log = createDebug('agm:migrate-customer-data');
 

@@ -13,11 +13,11 @@ import {
   SOURCE_USERNAME,
   writeSnapshotSeed,
 } from '../bench/seed.js';
-import { type ApplyRequest, applyMigration } from '../src/apply.js';
-import { DEFAULT_REFERENCE_MAP } from '../src/schema.js';
+import { DEFAULT_REFERENCE_MAP } from '../src/plan/schema.js';
 import { countingStore } from '../src/store/counting.js';
 import { MongoStore } from '../src/store/mongo.js';
 import { parseSnapshot, SnapshotStore } from '../src/store/snapshot.js';
+import { type ApplyRequest, applyMigration } from '../src/transaction/apply.js';
 import { spawnNodeAsync } from './helpers/cli.js';
 import { type MongoServer, startMongo, withDatabase } from './helpers/mongo-server.js';
 import { startWirePeer } from './wire-peer/index.js';
@@ -207,10 +207,10 @@ for (const [label, server] of servers) {
         const db = client.db(name);
         try {
           await insertSeed(db, createSeed(n));
-          const bench = fileURLToPath(new URL('../bench/run.js', import.meta.url));
+          const bench = fileURLToPath(new URL('../bench/measure.js', import.meta.url));
           const child = await spawnNodeAsync(
             bench,
-            ['--one', 'mongo', 'engine', String(n), withDatabase(server.uri, name)],
+            ['mongo', 'engine', String(n), withDatabase(server.uri, name)],
             { env: process.env, timeoutMs: 240_000 },
           );
           assert.equal(child.code, 0, child.stdout + child.stderr);

@@ -3,7 +3,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { DEFAULT_HISTORY_FILE, PROJECT_ROOT } from '../src/options.js';
+import { DEFAULT_HISTORY_FILE, PROJECT_ROOT } from '../src/cli/options.js';
 
 test('npm run demo previews, migrates scenario 2 in a temp folder, and leaves the project untouched', () => {
   const committed = readFileSync(DEFAULT_HISTORY_FILE);

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { PROJECT_ROOT } from '../src/options.js';
+import { PROJECT_ROOT } from '../src/cli/options.js';
 
 /** Every installed copy of a package, wherever npm put it. */
 function copiesOf(name: string, dir = join(PROJECT_ROOT, 'node_modules')): string[] {

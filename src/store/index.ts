@@ -1,4 +1,4 @@
-import { redactUri } from '../secrets.js';
+import { redactUri } from '../shared/secrets.js';
 import { type MongoOptions, MongoReadOnlyStore, MongoStore, parseMongoUri } from './mongo.js';
 import { describeSnapshot, type SnapshotOptions, SnapshotReadOnlyStore, SnapshotStore } from './snapshot.js';
 import type { ReadOnlyStore, Store, StoreTarget } from './types.js';

@@ -18,8 +18,14 @@ import {
   type ServerDescriptionChangedEvent,
 } from 'mongodb';
 import { ConnectionString } from 'mongodb-connection-string-url';
-import { CommitUnknownError, errorMessage, InterruptedError, RuntimeError, UsageError } from '../errors.js';
-import { redactText, redactUri } from '../secrets.js';
+import {
+  CommitUnknownError,
+  errorMessage,
+  InterruptedError,
+  RuntimeError,
+  UsageError,
+} from '../shared/errors.js';
+import { redactText, redactUri } from '../shared/secrets.js';
 import type {
   AggregateOptions,
   Document,

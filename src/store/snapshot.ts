@@ -6,9 +6,9 @@ import { aggregate, find, updateMany } from 'mingo';
 import type { CollationSpec } from 'mingo/types';
 import type { Modifier, PipelineStage } from 'mingo/updater';
 import { BSON } from 'mongodb';
-import { replaceFile, replaceProblem } from '../atomic-file.js';
-import { InterruptedError, RuntimeError, UsageError } from '../errors.js';
-import { acquireLock, checkLockFree, type FileLock, lockFileOf } from '../lock-file.js';
+import { replaceFile, replaceProblem } from '../files/atomic-file.js';
+import { acquireLock, checkLockFree, type FileLock, lockFileOf } from '../files/lock-file.js';
+import { InterruptedError, RuntimeError, UsageError } from '../shared/errors.js';
 import { parseExtendedJson, stringifyExtendedJson } from './ejson-file.js';
 import type {
   AggregateOptions,

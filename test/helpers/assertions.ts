@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import type { Document } from 'mongodb';
-import type { HistoryRecord } from '../../src/record.js';
+import type { HistoryRecord } from '../../src/report/record.js';
 
 export function readHistoryFile(file: string): HistoryRecord[] {
   const records = JSON.parse(readFileSync(file, 'utf8'));

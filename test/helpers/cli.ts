@@ -2,8 +2,8 @@ import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { PROJECT_ROOT } from '../../src/cli/options.js';
 import { type Environment, main } from '../../src/cli.js';
-import { PROJECT_ROOT } from '../../src/options.js';
 import { openReadOnlyStore, openStore } from '../../src/store/index.js';
 
 export interface CliResult {

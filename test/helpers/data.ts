@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Document, ObjectId } from 'mongodb';
-import { PROJECT_ROOT } from '../../src/options.js';
+import { PROJECT_ROOT } from '../../src/cli/options.js';
 import { parseSnapshot } from '../../src/store/snapshot.js';
 
 export type Collections = Map<string, Document[]>;

@@ -3,7 +3,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe } from 'node:test';
 import { type Document, ObjectId } from 'mongodb';
-import { DEFAULT_HISTORY_FILE } from '../../src/options.js';
+import { DEFAULT_HISTORY_FILE } from '../../src/cli/options.js';
 import { assertNoFile, byId, countWhere, lastRecord, readHistoryFile } from '../helpers/assertions.js';
 import { allBackends, scenarioRunner, testOn } from '../helpers/backends.js';
 import { type CliResult, runCli, tempDir } from '../helpers/cli.js';

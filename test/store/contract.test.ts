@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import { ObjectId } from 'mongodb';
-import { RuntimeError } from '../../src/errors.js';
+import { RuntimeError } from '../../src/shared/errors.js';
 import { openStore } from '../../src/store/index.js';
 import { MongoStore } from '../../src/store/mongo.js';
 import { collect } from '../../src/store/types.js';

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { ExitCode, UsageError } from '../../src/errors.js';
+import { ExitCode, UsageError } from '../../src/shared/errors.js';
 import { openReadOnlyStore, openStore } from '../../src/store/index.js';
 import { serializeSnapshot } from '../../src/store/snapshot.js';
 import { assertNoFile } from '../helpers/assertions.js';

@@ -4,7 +4,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { pathToFileURL } from 'node:url';
-import { ExitCode, RuntimeError } from '../../src/errors.js';
+import { ExitCode, RuntimeError } from '../../src/shared/errors.js';
 import { openReadOnlyStore, openStore } from '../../src/store/index.js';
 import { parseSnapshot, serializeSnapshot } from '../../src/store/snapshot.js';
 import { readHistoryFile } from '../helpers/assertions.js';

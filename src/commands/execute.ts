@@ -1,0 +1,272 @@
+import createDebug from 'debug';
+import { appendHistory, checkHistoryFile, type HistoryLock, lockHistory } from '../files/history.js';
+import { resolveCustomers, type Source } from '../plan/resolve.js';
+import { isBlocked, type Plan, scalarFilter, scanMigration, spellings } from '../plan/scan.js';
+import { fieldRefs, loadReferenceMap, mappedCollections, type ReferenceMap } from '../plan/schema.js';
+import { assessPlan } from '../plan/server-checks.js';
+import {
+  completedRecord,
+  failedRecord,
+  type HistoryRecord,
+  newRunId,
+  type RunFacts,
+} from '../report/record.js';
+import {
+  type PlanView,
+  planJson,
+  renderCompleted,
+  renderPlan,
+  renderProgress,
+  renderStragglers,
+} from '../report/report.js';
+import {
+  asMigrationError,
+  BlockedError,
+  CompletedUnrecordedError,
+  ExitCode,
+  errorMessage,
+} from '../shared/errors.js';
+import type { Output } from '../shared/output.js';
+import { describeTarget } from '../store/index.js';
+import type { Store } from '../store/types.js';
+import { type Applied, applyMigration } from '../transaction/apply.js';
+import { commitSettled } from '../transaction/commit.js';
+import type { MigrateCommand } from './command.js';
+import type { ActionContext } from './context.js';
+import { recordCommitted } from './record-committed.js';
+
+const log = createDebug('agm:migrate-customer-data');
+
+/**
+ * Input is checked before anything is written: an input error (exit 2) leaves no trace, not even a history
+ * record. From there every outcome is recorded: the customers are resolved, the history lock is taken, the
+ * server is checked, the plan is shown, and the migration runs in one transaction with its journal. After
+ * the commit, what was committed is recorded whatever else happens.
+ */
+export async function executeMigration(
+  command: MigrateCommand,
+  output: Output,
+  context: ActionContext,
+): Promise<ExitCode> {
+  await checkHistoryFile(command.historyFile);
+  const map = await loadReferenceMap(command.configFile);
+  const run: RunFacts = {
+    id: newRunId(),
+    startedAt: new Date(),
+    target: describeTarget(command.target),
+    request: command.request,
+    options: command.options,
+    secretFields: map.secretFields,
+  };
+  const { interruption } = context;
+  interruption.onForce(() => ({
+    message: 'stopped before the commit: nothing was committed',
+    exitCode: ExitCode.failed,
+  }));
+  let store: Store | undefined;
+  let lock: HistoryLock | undefined;
+  let plan: Plan | undefined;
+  try {
+    store = await context.openStore(command.target, { requiredCollections: mappedCollections(map) });
+    const customers = await resolveCustomers(store, command.request);
+    lock = await lockHistory(command.historyFile);
+    await store.assertTransactional();
+    const facts = await store.inspect(mappedCollections(map));
+    plan = await scanMigration(store, customers, command.options, map, { id: run.id, now: run.startedAt });
+    const assessment = await assessPlan(store, plan, facts);
+    plan = {
+      ...plan,
+      warnings: [...plan.warnings, ...assessment.warnings],
+      blockers: [...plan.blockers, ...assessment.blockers],
+    };
+    const view: PlanView = { plan, target: store.description, threshold: assessment.threshold, refusals: [] };
+    output.report(renderPlan(view, 'execute'));
+    if (isBlocked(plan)) throw blockedAbort(plan);
+    interruption.stopIfInterrupted();
+
+    const applied = await commit(store, command, map, run, output, context);
+    return await afterCommit(store, applied, {
+      command,
+      map,
+      run,
+      view,
+      output,
+      context,
+      sources: customers.sources,
+    });
+  } catch (error) {
+    const failure = asMigrationError(error);
+    log('failed: %O', error);
+    if (
+      failure.exitCode !== ExitCode.usage &&
+      failure.exitCode !== ExitCode.completedUnrecorded &&
+      !failure.context.unrecordable
+    ) {
+      const failedPlan = (failure.context.plan as Plan | undefined) ?? plan;
+      lock ??= await lockHistory(command.historyFile);
+      const record = failedRecord(run, failure, failedPlan);
+      await appendHistory(command.historyFile, record);
+      if (command.json) {
+        output.json({
+          mode: 'execute',
+          status: record.status,
+          error: record.error,
+          record,
+          plan:
+            failedPlan &&
+            planJson({
+              plan: failedPlan,
+              target: run.target,
+              threshold: { documents: 0, basis: '' },
+              refusals: [],
+            }),
+        });
+      }
+    }
+    throw failure;
+  } finally {
+    await lock?.release();
+    await store?.close();
+  }
+}
+
+/** The transaction; a commit whose answer was lost is settled, not guessed (commit.ts). */
+function commit(
+  store: Store,
+  command: MigrateCommand,
+  map: ReferenceMap,
+  run: RunFacts,
+  output: Output,
+  context: ActionContext,
+): Promise<Applied> {
+  output.progress('Applying in one transaction:');
+  const request = {
+    ...command.request,
+    options: command.options,
+    map,
+    run: { id: run.id, now: run.startedAt },
+    ...(command.expectPlan ? { expectPlan: command.expectPlan } : {}),
+  };
+  return commitSettled(
+    (onCommit) =>
+      applyMigration(store, request, {
+        signal: context.interruption.signal,
+        onStep: (result) => output.progress(renderProgress(result)),
+        onRetry: (attempt) =>
+          output.progress(`  transaction retried by MongoDB (attempt ${attempt}); re-reading`),
+        onCommit,
+      }),
+    {
+      store,
+      journal: map.journalCollection,
+      id: run.id,
+      what: 'migration',
+      check: checkAdvice(run.id, map),
+      output,
+      interruption: context.interruption,
+    },
+  );
+}
+
+function checkAdvice(id: string, map: ReferenceMap): string {
+  return `To find out: node scripts/migrateCustomerData.js verify ${id} (or in mongosh: db.${map.journalCollection}.findOne({ _id: "${id}" }): a document of type "migration" means it committed)`;
+}
+
+/**
+ * Snapshot isolation does not see documents created for a source while the transaction ran: count again,
+ * from the primary's majority-committed state, every field the migration moved.
+ */
+async function recount(
+  store: Store,
+  applied: Applied,
+  map: ReferenceMap,
+  sources: Source[],
+): Promise<Record<string, number>> {
+  const values = sources.flatMap((source) => spellings(source._id));
+  const stragglers: Record<string, number> = {};
+  for (const ref of fieldRefs(map.customerRefs, map)) {
+    if (applied.plan.options.skipInvoices && ref.invoice) continue;
+    const left = await store.count(ref.collection, scalarFilter(ref.field, values));
+    if (left > 0) stragglers[`${ref.collection}.${ref.field}`] = left;
+  }
+  return stragglers;
+}
+
+interface Committed {
+  command: MigrateCommand;
+  map: ReferenceMap;
+  run: RunFacts;
+  view: PlanView;
+  output: Output;
+  context: ActionContext;
+  sources: Source[];
+}
+
+/**
+ * From here the migration is committed: nothing may say otherwise. A failure to recount or to record turns into
+ * exit 4 with the record printed, never into "nothing was committed".
+ */
+async function afterCommit(store: Store, applied: Applied, committed: Committed): Promise<ExitCode> {
+  try {
+    return await keepCommitted(store, applied, committed);
+  } catch (error) {
+    if (error instanceof CompletedUnrecordedError) throw error;
+    const id = committed.run.id;
+    throw new CompletedUnrecordedError(
+      `The migration ${id} COMPLETED, but what follows the commit failed (${errorMessage(error)}); run verify ${id}, and keep this message as its record`,
+      { cause: error },
+    );
+  }
+}
+
+async function keepCommitted(store: Store, applied: Applied, committed: Committed): Promise<ExitCode> {
+  const { command, map, run, view, output, context } = committed;
+  const record = completedRecord(run, applied);
+  context.interruption.onForce(() => completedStop(record));
+  try {
+    const stragglers = await recount(store, applied, map, committed.sources);
+    if (Object.keys(stragglers).length > 0) {
+      record.stragglers = stragglers;
+      output.error(renderStragglers(stragglers));
+    }
+  } catch (error) {
+    output.error(
+      `WARNING: the migration committed, but the documents left on the sources could not be recounted (${errorMessage(error)}); run verify ${record.id}`,
+    );
+  }
+  await recordCommitted(command.historyFile, record, 'migration', output);
+  if (command.json) {
+    output.json({
+      mode: 'execute',
+      status: 'completed',
+      record,
+      plan: planJson({ ...view, plan: applied.plan }),
+    });
+  } else {
+    output.report(renderCompleted(record, command.historyFile));
+  }
+  if (context.interruption.signal.aborted) {
+    output.error(JSON.stringify(record, null, 2));
+    throw new CompletedUnrecordedError(
+      `Interrupted after the commit: the migration COMPLETED and its record ${record.id} was appended to ${command.historyFile} (also printed above)`,
+    );
+  }
+  return ExitCode.ok;
+}
+
+function completedStop(record: HistoryRecord) {
+  return {
+    message: `the migration COMPLETED; its record could not be written in time, here it is:\n${JSON.stringify(record, null, 2)}`,
+    exitCode: ExitCode.completedUnrecorded,
+  };
+}
+
+function blockedAbort(plan: Plan): BlockedError {
+  const conflicts = plan.blockers.some((b) => b.kind === 'conflicts');
+  const head = conflicts
+    ? `Migration aborted due to conflicts (${plan.conflicts.length})`
+    : 'Migration aborted';
+  return new BlockedError(`${head}; nothing was changed: ${plan.blockers.map((b) => b.message).join('; ')}`, {
+    context: { plan },
+  });
+}

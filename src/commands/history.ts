@@ -1,0 +1,86 @@
+import { readHistory } from '../files/history.js';
+import type { HistoryRecord } from '../report/record.js';
+import { ExitCode } from '../shared/errors.js';
+import type { Output } from '../shared/output.js';
+import type { HistoryCommand } from './command.js';
+
+export interface HistoryRow {
+  id: string;
+  time: string;
+  status: string;
+  sources: string;
+  destination: string;
+  documents: number;
+  /** For a rollback: the migration it reversed; for a migration: the rollback that reversed it. */
+  rollsBack?: string;
+  rolledBackBy?: string;
+}
+
+/** `history`: the history file as a table (or JSON rows); the guide's jq one-liners keep working on the file. */
+export async function showHistory(command: HistoryCommand, output: Output): Promise<ExitCode> {
+  const records = (await readHistory(command.historyFile)) as Partial<HistoryRecord>[];
+  const rolledBackBy = new Map(
+    records
+      .filter((r) => r.status === 'rolled_back' && r.rollsBack)
+      .map((r) => [r.rollsBack as string, r.id as string]),
+  );
+  const rows = records
+    .filter((record) => command.status === undefined || record.status === command.status)
+    .map((record) => rowOf(record, rolledBackBy));
+  if (command.json) output.json(rows);
+  else output.report(renderTable(rows, command));
+  return ExitCode.ok;
+}
+
+function rowOf(record: Partial<HistoryRecord>, rolledBackBy: Map<string, string>): HistoryRow {
+  const id = String(record.id ?? '');
+  const row: HistoryRow = {
+    id,
+    time: String(record.startedAt ?? ''),
+    status: String(record.status ?? ''),
+    sources: (record.sources ?? []).map((s) => s.username).join(',') || requested(record),
+    destination:
+      record.destination?.username ?? (isRequest(record.request) ? record.request.destination : ''),
+    documents: record.stats?.documentsModified ?? 0,
+  };
+  if (record.rollsBack) row.rollsBack = record.rollsBack;
+  const by = rolledBackBy.get(id);
+  if (by) row.rolledBackBy = by;
+  return row;
+}
+
+function isRequest(request: unknown): request is { sources: string[]; destination: string } {
+  return typeof request === 'object' && request !== null && 'destination' in request;
+}
+
+function requested(record: Partial<HistoryRecord>): string {
+  return isRequest(record.request) ? record.request.sources.join(',') : '';
+}
+
+function renderTable(rows: HistoryRow[], command: HistoryCommand): string {
+  if (rows.length === 0) {
+    return `No ${command.status ? `${command.status} ` : ''}records in ${command.historyFile}\n`;
+  }
+  const table = [
+    ['id', 'time', 'status', 'sources -> destination', 'documents', 'rolled back by / reverses'],
+    ...rows.map((row) => [
+      row.id,
+      row.time,
+      row.status,
+      `${row.sources} -> ${row.destination}`,
+      String(row.documents),
+      row.rolledBackBy ?? (row.rollsBack ? `reverses ${row.rollsBack}` : ''),
+    ]),
+  ];
+  const widths =
+    table[0]?.map((_, column) => Math.max(...table.map((row) => row[column]?.length ?? 0))) ?? [];
+  const lines = table.map((row) =>
+    row
+      .map((cell, column) =>
+        column === 4 ? cell.padStart(widths[column] ?? 0) : cell.padEnd(widths[column] ?? 0),
+      )
+      .join('  ')
+      .trimEnd(),
+  );
+  return `${lines.join('\n')}\n${rows.length} record(s) in ${command.historyFile}\n`;
+}

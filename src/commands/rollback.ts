@@ -1,0 +1,247 @@
+import createDebug from 'debug';
+import { appendHistory, checkHistoryFile, type HistoryLock, lockHistory } from '../files/history.js';
+import { loadReferenceMap } from '../plan/schema.js';
+import { emptyStats, finish, type HistoryRecord, markFailed, newRunId } from '../report/record.js';
+import {
+  asMigrationError,
+  BlockedError,
+  CompletedUnrecordedError,
+  ExitCode,
+  errorMessage,
+} from '../shared/errors.js';
+import type { Output } from '../shared/output.js';
+import { plain } from '../shared/plain.js';
+import { describeTarget } from '../store/index.js';
+import type { Store } from '../store/types.js';
+import { commitSettled } from '../transaction/commit.js';
+import { type Restored, restoreMigration } from '../transaction/restore.js';
+import { planRollback, type RollbackPlan } from '../transaction/rollback-plan.js';
+import type { RollbackCommand } from './command.js';
+import type { ActionContext } from './context.js';
+import { executionRefusals } from './preflight.js';
+import { recordCommitted } from './record-committed.js';
+
+const log = createDebug('agm:migrate-customer-data');
+
+/**
+ * `rollback <id>`: reverse a completed migration from its journal, in one transaction, or (with --preview)
+ * show what would be restored and the drift check, writing nothing. Drift or an earlier rollback refuses it
+ * (exit 3) with nothing written and no record; a run-time failure records "failed"; success records
+ * "rolled_back" referring to the migration.
+ */
+export async function rollbackMigration(
+  command: RollbackCommand,
+  output: Output,
+  context: ActionContext,
+): Promise<ExitCode> {
+  const map = await loadReferenceMap(command.configFile);
+  const journal = map.journalCollection;
+  if (command.preview) return previewRollback(command, output, context, journal);
+
+  await checkHistoryFile(command.historyFile);
+  const startedAt = new Date();
+  const record = rollbackRecord(newRunId(), command.migrationId, describeTarget(command.target), startedAt);
+  context.interruption.onForce(() => ({
+    message: 'stopped before the commit: nothing was rolled back',
+    exitCode: ExitCode.failed,
+  }));
+  let store: Store | undefined;
+  let lock: HistoryLock | undefined;
+  try {
+    store = await context.openStore(command.target);
+    const plan = await planRollback(store, journal, command.migrationId, store.description);
+    describeSubject(record, plan);
+    lock = await lockHistory(command.historyFile);
+    await store.assertTransactional();
+    output.report(renderRollback(plan, store.description, 'execute'));
+    if (plan.blockers.length > 0) throw refusal(plan);
+    context.interruption.stopIfInterrupted();
+    const restored = await commitRollback(store, command, journal, record, startedAt, output, context);
+    // From here the rollback is committed: nothing may say otherwise.
+    try {
+      Object.assign(record, { status: 'rolled_back' }, statsOf(restored));
+      finish(record, startedAt);
+      await recordCommitted(command.historyFile, record, 'rollback', output);
+    } catch (error) {
+      if (error instanceof CompletedUnrecordedError) throw error;
+      throw new CompletedUnrecordedError(
+        `The rollback ${record.id} COMPLETED, but recording it failed (${errorMessage(error)}); run verify ${command.migrationId}`,
+        { cause: error },
+      );
+    }
+    if (command.json) output.json({ mode: 'rollback', status: 'rolled_back', record });
+    else {
+      output.report(
+        `Rollback completed: migration ${command.migrationId} reversed, ${restored.documentsModified} document(s) restored.\nHistory: record ${record.id} (rolled_back) appended to ${command.historyFile}\n`,
+      );
+    }
+    return ExitCode.ok;
+  } catch (error) {
+    const failure = asMigrationError(error);
+    log('rollback failed: %O', error);
+    // Refusals (input, drift, an earlier rollback) write nothing at all; run-time failures are recorded.
+    const recorded =
+      [ExitCode.failed, ExitCode.unknown].includes(failure.exitCode as 1 | 5) &&
+      !failure.context.unrecordable;
+    if (recorded) {
+      lock ??= await lockHistory(command.historyFile);
+      markFailed(record, failure);
+      await appendHistory(command.historyFile, finish(record, startedAt));
+      if (command.json) output.json({ mode: 'rollback', status: record.status, error: record.error, record });
+    }
+    throw failure;
+  } finally {
+    await lock?.release();
+    await store?.close();
+  }
+}
+
+async function previewRollback(
+  command: RollbackCommand,
+  output: Output,
+  context: ActionContext,
+  journal: string,
+): Promise<ExitCode> {
+  const refusals = await executionRefusals(command);
+  const store = await context.openReadOnlyStore(command.target, { pointInTime: true });
+  try {
+    const plan = await planRollback(store, journal, command.migrationId, store.description);
+    const blockers = [...plan.blockers, ...refusals.map((refusal) => refusal.message)];
+    const exitCode = refusals[0]?.exitCode ?? (plan.blockers.length > 0 ? ExitCode.blocked : ExitCode.ok);
+    if (command.json) {
+      output.json({
+        mode: 'rollback-preview',
+        target: store.description,
+        wouldProceed: exitCode === ExitCode.ok,
+        plan: plain({
+          migration: plan.head._id,
+          status: plan.head.status,
+          sources: plan.head.sources,
+          destination: plan.head.destination,
+          restores: plan.restores,
+          // Before-images hold credentials: the JSON names the accounts, the journal keeps the documents.
+          accounts: plan.accounts.map(({ _id, role }) => ({ _id, role })),
+          drift: plan.drift,
+          blockers,
+        }),
+      });
+    } else {
+      output.report(renderRollback({ ...plan, blockers }, store.description, 'preview'));
+    }
+    return exitCode as ExitCode;
+  } finally {
+    await store.close();
+  }
+}
+
+/** The rollback's transaction; a commit whose answer was lost is settled by its own journal document. */
+function commitRollback(
+  store: Store,
+  command: RollbackCommand,
+  journal: string,
+  record: HistoryRecord,
+  startedAt: Date,
+  output: Output,
+  context: ActionContext,
+): Promise<Restored> {
+  const request = {
+    journal,
+    migrationId: command.migrationId,
+    rollbackId: record.id,
+    where: store.description,
+    now: startedAt,
+  };
+  return commitSettled(
+    (onCommit) => restoreMigration(store, request, { signal: context.interruption.signal, onCommit }),
+    {
+      store,
+      journal,
+      id: record.id,
+      what: 'rollback',
+      check: rollbackCheck(record.id, command.migrationId, journal),
+      output,
+      interruption: context.interruption,
+    },
+  );
+}
+
+function rollbackCheck(rollbackId: string, migrationId: string, journal: string): string {
+  return `To find out: node scripts/migrateCustomerData.js verify ${migrationId} (or in mongosh: db.${journal}.findOne({ _id: "${rollbackId}" }): a document of type "rollback" means the rollback committed)`;
+}
+
+function refusal(plan: RollbackPlan): BlockedError {
+  return new BlockedError(`Rollback refused; nothing was written: ${plan.blockers.join('; ')}`);
+}
+
+function rollbackRecord(id: string, migrationId: string, target: string, startedAt: Date): HistoryRecord {
+  return {
+    id,
+    status: 'failed',
+    rollsBack: migrationId,
+    startedAt: startedAt.toISOString(),
+    finishedAt: '',
+    durationMs: 0,
+    target,
+    request: { rollback: migrationId },
+    sources: [],
+    destination: null,
+    options: null,
+    planFingerprint: null,
+    stats: emptyStats(),
+    conflicts: [],
+    mergedAccounts: [],
+    convertedCustomers: [],
+  };
+}
+
+function describeSubject(record: HistoryRecord, plan: RollbackPlan): void {
+  record.sources = plan.head.sources.map((s) => ({ id: s._id.toHexString(), username: s.username }));
+  record.destination = {
+    id: plan.head.destination._id.toHexString(),
+    username: plan.head.destination.username,
+  };
+  record.options = plan.head.options;
+}
+
+function statsOf(restored: Restored): Pick<HistoryRecord, 'stats'> {
+  const stats = emptyStats();
+  stats.documentsModified = restored.documentsModified;
+  stats.customerRefs = restored.refs;
+  stats.sourceCustomers = { matched: restored.accounts, modified: restored.accounts };
+  return { stats };
+}
+
+function renderRollback(plan: RollbackPlan, target: string, mode: 'preview' | 'execute'): string {
+  const { head } = plan;
+  const lines = [
+    mode === 'preview' ? 'Rollback: PREVIEW (read-only, nothing will be written)' : 'Rollback: EXECUTE',
+    `Target: ${target}`,
+    `Migration ${head._id} of ${head.startedAt.toISOString()}: ${head.sources.map((s) => s.username).join(', ')} -> ${head.destination.username} (status ${head.status})`,
+    '',
+    'References to restore:',
+    ...plan.restores.map(
+      (r) =>
+        `  ${r.collection}.${r.field}: ${r.documents} document(s) back to ${typeof r.from === 'string' ? `"${r.from}"` : r.from.toHexString()}`,
+    ),
+    `Account documents restored to their before-images: ${plan.accounts.length} (${plan.accounts.map((a) => `${a.role} ${a._id.toHexString()}`).join(', ') || 'none'})`,
+    `Destination ${head.destination.username}: migration ${head._id} taken off migrationsReceived`,
+    '',
+    plan.drift.total === 0
+      ? 'Drift check: none; every journaled document still holds what the migration wrote'
+      : `Drift check: ${plan.drift.total} document(s) changed since the migration:`,
+    ...plan.drift.items.map((item) => `  ${item.collection} ${item.id}: ${item.detail}`),
+    ...(plan.drift.total > plan.drift.items.length
+      ? [`  ... and ${plan.drift.total - plan.drift.items.length} more`]
+      : []),
+  ];
+  if (mode === 'preview') {
+    lines.push(
+      '',
+      plan.blockers.length === 0
+        ? 'Rollback would proceed.'
+        : `Rollback would be REFUSED: ${plan.blockers.join('; ')}`,
+      'Preview only: no changes were made.',
+    );
+  }
+  return `${lines.join('\n')}\n`;
+}

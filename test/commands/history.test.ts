@@ -1,0 +1,72 @@
+import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { serializeSnapshot } from '../../src/store/snapshot.js';
+import { readHistoryFile } from '../helpers/assertions.js';
+import { runCli, tempDir } from '../helpers/cli.js';
+import { demoData } from '../helpers/data.js';
+
+const dir = tempDir();
+after(() => dir.remove());
+
+test('history prints the file as a table, filters by status, says who rolled back what, and has --json', async () => {
+  const snapshot = join(dir.path, 'agmission.json');
+  writeFileSync(snapshot, serializeSnapshot(demoData()));
+  const history = join(dir.path, 'h.json');
+  const place = ['--snapshot', snapshot, '--output-file', history];
+  assert.equal(
+    (await runCli(['--sources', 'acme_west', '--destination', 'acme_corporate', ...place])).code,
+    0,
+  );
+  assert.equal(
+    (await runCli(['--sources', 'acme_aviation', '--destination', 'consolidated_ag', ...place])).code,
+    3,
+  );
+  const [migration] = readHistoryFile(history);
+  assert.equal((await runCli(['rollback', migration?.id as string, ...place])).code, 0);
+  const [, failed, rollback] = readHistoryFile(history);
+  const bytes = readFileSync(history);
+
+  const table = await runCli(['history', '--output-file', history]);
+  assert.equal(table.code, 0, table.stderr);
+  const lines = table.stdout.trim().split('\n');
+  assert.match(
+    lines[0] ?? '',
+    /^id\s+time\s+status\s+sources -> destination\s+documents\s+rolled back by \/ reverses$/,
+  );
+  assert.match(
+    lines[1] ?? '',
+    new RegExp(
+      `^${migration?.id}\\s+\\S+Z\\s+completed\\s+acme_west -> acme_corporate\\s+11\\s+${rollback?.id}$`,
+    ),
+  );
+  assert.match(
+    lines[2] ?? '',
+    new RegExp(`^${failed?.id}\\s+\\S+\\s+failed\\s+acme_aviation -> consolidated_ag\\s+0$`),
+  );
+  assert.match(
+    lines[3] ?? '',
+    new RegExp(
+      `^${rollback?.id}\\s+\\S+\\s+rolled_back\\s+acme_west -> acme_corporate\\s+11\\s+reverses ${migration?.id}$`,
+    ),
+  );
+  assert.equal(lines[4], `3 record(s) in ${history}`);
+
+  const onlyFailed = await runCli(['history', '--status', 'failed', '--output-file', history, '--json']);
+  assert.deepEqual(
+    JSON.parse(onlyFailed.stdout).map((row: { id: string; status: string }) => [row.id, row.status]),
+    [[failed?.id, 'failed']],
+  );
+  const none = await runCli(['history', '--status', 'unknown', '--output-file', history]);
+  assert.equal(none.stdout, `No unknown records in ${history}\n`);
+  assert.deepEqual(readFileSync(history), bytes, 'history only reads');
+});
+
+test('history on a file that is not a JSON array is an input error', async () => {
+  const bad = join(dir.path, 'bad.json');
+  writeFileSync(bad, '{}');
+  const result = await runCli(['history', '--output-file', bad]);
+  assert.equal(result.code, 2);
+  assert.match(result.stderr, /is not a JSON array/);
+});
