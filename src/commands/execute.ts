@@ -71,20 +71,26 @@ export async function executeMigration(
     const customers = await resolveCustomers(store, command.request);
     lock = await lockHistory(command.historyFile);
     await store.assertTransactional();
-    const facts = await store.inspect(mappedCollections(map));
+    const facts = await store.inspect([...mappedCollections(map), map.journalCollection]);
     plan = await scanMigration(store, customers, command.options, map, { id: run.id, now: run.startedAt });
-    const assessment = await assessPlan(store, plan, facts);
+    const assessment = await assessPlan(store, plan, facts, map.journalCollection);
     plan = {
       ...plan,
       warnings: [...plan.warnings, ...assessment.warnings],
       blockers: [...plan.blockers, ...assessment.blockers],
     };
-    const view: PlanView = { plan, target: store.description, threshold: assessment.threshold, refusals: [] };
+    const view: PlanView = {
+      plan,
+      target: store.description,
+      size: assessment.size,
+      command,
+      refusals: [],
+    };
     output.report(renderPlan(view, 'execute'));
     if (isBlocked(plan)) throw blockedAbort(plan);
     interruption.stopIfInterrupted();
 
-    const applied = await commit(store, command, map, run, output, context);
+    const applied = await commit(store, command, map, { run, plan }, output, context);
     return await afterCommit(store, applied, {
       command,
       map,
@@ -117,7 +123,6 @@ export async function executeMigration(
             planJson({
               plan: failedPlan,
               target: run.target,
-              threshold: { documents: 0, basis: '' },
               refusals: [],
             }),
         });
@@ -135,7 +140,7 @@ function commit(
   store: Store,
   command: MigrateCommand,
   map: ReferenceMap,
-  run: RunFacts,
+  { run, plan }: { run: RunFacts; plan: Plan },
   output: Output,
   context: ActionContext,
 ): Promise<Applied> {
@@ -164,6 +169,7 @@ function commit(
       check: checkAdvice(run.id, map),
       output,
       interruption: context.interruption,
+      recordUnknown: (failure) => appendHistory(command.historyFile, failedRecord(run, failure, plan)),
     },
   );
 }

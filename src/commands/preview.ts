@@ -34,18 +34,18 @@ export async function previewMigration(
   try {
     log('preview on %s', store.description);
     const customers = await resolveCustomers(store, command.request);
-    const facts = await store.inspect(mappedCollections(map));
+    const facts = await store.inspect([...mappedCollections(map), map.journalCollection]);
     const scanned = await scanMigration(store, customers, command.options, map, {
       id: newRunId(),
       now: new Date(),
     });
-    const assessment = await assessPlan(store, scanned, facts);
+    const assessment = await assessPlan(store, scanned, facts, map.journalCollection);
     const plan = {
       ...scanned,
       warnings: [...scanned.warnings, ...assessment.warnings],
       blockers: [...scanned.blockers, ...assessment.blockers],
     };
-    const view: PlanView = { plan, target: store.description, threshold: assessment.threshold, refusals };
+    const view: PlanView = { plan, target: store.description, size: assessment.size, command, refusals };
     log('plan %s: %d steps, %d blockers', plan.fingerprint, plan.steps.length, plan.blockers.length);
     if (command.reportFile) await replaceFile(command.reportFile, renderMarkdown(view, command));
     const exitCode = refusals[0]?.exitCode ?? (isBlocked(plan) ? ExitCode.blocked : ExitCode.ok);

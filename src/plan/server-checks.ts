@@ -1,54 +1,81 @@
 import type { IndexInfo, ReadStore, ServerFacts } from '../store/types.js';
 import type { Blocker, FieldScan, Plan } from './scan.js';
 import { scalarFilter, spellings } from './scan.js';
+import { assessSize, PHASE_SHARE, percent, type SizeAssessment } from './transaction-size.js';
 
 /**
  * Where the server's own facts (read outside the transaction: listIndexes is not allowed inside one) change
- * what the plan may do. Transactions that outgrow the WiredTiger cache abort: a transaction may dirty about
- * 0.75 (transactionTooLargeForCacheThreshold) of the 20 % dirty-eviction trigger, so ~15 % of the cache.
+ * what the plan may do: indexes, unique indexes, shard keys, and whether the transaction fits the server's
+ * cache and time limits (transaction-size.ts).
  */
-const CACHE_SHARE = 0.15;
-/** A rewritten document plus the index entries its changed field touches, dirtied in cache (an estimate). */
-const BYTES_PER_DOCUMENT = 1_024;
-/** Used when the server does not tell its cache size (no serverStatus privilege, or a snapshot file). */
-export const FALLBACK_WARNING_DOCUMENTS = 100_000;
-
 export interface Assessment {
   warnings: string[];
   blockers: Blocker[];
-  /** The size above which the preview warns, and where that number comes from. */
-  threshold: { documents: number; basis: string };
+  size: SizeAssessment;
 }
 
-export async function assessPlan(store: ReadStore, plan: Plan, facts: ServerFacts): Promise<Assessment> {
+export async function assessPlan(
+  store: ReadStore,
+  plan: Plan,
+  facts: ServerFacts,
+  journal: string,
+): Promise<Assessment> {
   const moved = plan.fields.filter((f) => !f.skipped && f.moves.length > 0);
-  const threshold = thresholdOf(facts);
+  const size = assessSize(plan, facts);
   const warnings = [
     ...facts.unknown.map((what) => `Could not read ${what}; the checks that need it were skipped`),
+    ...sizeWarnings(size),
   ];
-  if (plan.estimate.documents > threshold.documents) {
-    warnings.push(
-      `About ${plan.estimate.documents} documents would change in one transaction, above ${threshold.documents} (${threshold.basis}); it may abort for the cache or the 60 s lifetime: migrate fewer sources at a time`,
-    );
-  }
   if (facts.indexes) warnings.push(...unindexed(plan.fields, facts.indexes));
-  const blockers = [...shardKeyBlockers(moved, facts)];
+  const blockers = [...shardKeyBlockers(moved, facts), ...journalShardKey(journal, facts)];
   if (facts.indexes) blockers.push(...(await uniqueIndexBlockers(store, plan, moved, facts.indexes)));
-  return { warnings, blockers, threshold };
+  return { warnings, blockers, size };
 }
 
-function thresholdOf(facts: Pick<ServerFacts, 'cacheBytes'>): Assessment['threshold'] {
-  if (facts.cacheBytes === undefined) {
-    return {
-      documents: FALLBACK_WARNING_DOCUMENTS,
-      basis: 'fallback: no server cache size known',
-    };
+const LIMIT_NAMES = { cache: 'cache limit', time: 'time limit' } as const;
+
+/** What to change when one source alone is too much for one transaction. */
+const ADVICE = {
+  cache:
+    "raise the WiredTiger cache (storage.wiredTiger.engineConfig.cacheSizeGB) or, for the maintenance window, its eviction triggers (db.adminCommand({ setParameter: 1, wiredTigerEngineRuntimeConfig: 'eviction_dirty_trigger=30,eviction_updates_trigger=15' })), and run it when the workload dirties little",
+  time: 'for the maintenance window raise transactionLifetimeLimitSeconds (db.adminCommand({ setParameter: 1, transactionLifetimeLimitSeconds: 300 }), on every shard member), and index the reference fields',
+} as const;
+
+function sizeWarnings(size: SizeAssessment): string[] {
+  const warnings: string[] = [];
+  if (size.over) {
+    const what = `The transaction would exceed the ${LIMIT_NAMES[size.binding.name]} (${percent(size.binding.share)} of it) and be aborted`;
+    warnings.push(
+      size.phases.length > 1
+        ? `${what}: migrate in ${size.phases.length} phases (below), each within ${percent(PHASE_SHARE)} of every limit`
+        : `${what}: migrate fewer sources at a time`,
+    );
   }
-  const mib = Math.round(facts.cacheBytes / 2 ** 20);
-  return {
-    documents: Math.floor((facts.cacheBytes * CACHE_SHARE) / BYTES_PER_DOCUMENT),
-    basis: `15 % of the server's ${mib} MiB WiredTiger cache at ~1 KiB per document`,
-  };
+  for (const source of size.alone) {
+    for (const [name, share] of Object.entries(source.shares)) {
+      if (share <= 1) continue;
+      const limit = name as keyof typeof ADVICE;
+      warnings.push(
+        `${source.username} alone exceeds the ${LIMIT_NAMES[limit]} (${percent(share)} of it), so no phase can hold it: ${ADVICE[limit]}`,
+      );
+    }
+  }
+  return warnings;
+}
+
+/**
+ * The fence that settles an unknown commit relies on `_id` being unique across the whole journal collection,
+ * which a sharded collection guarantees only when it is sharded on `_id`.
+ */
+function journalShardKey(journal: string, facts: ServerFacts): Blocker[] {
+  const key = facts.shardKeys[journal];
+  if (!key || (Object.keys(key).length === 1 && '_id' in key)) return [];
+  return [
+    {
+      kind: 'shard-key',
+      message: `the journal collection ${journal} is sharded on ${JSON.stringify(key)}: _id is then unique only per shard, and the fence that settles an unknown commit would prove nothing; use a journal collection that is unsharded or sharded on { _id: 1 } or { _id: "hashed" } (journalCollection in --config)`,
+    },
+  ];
 }
 
 function startsWith(index: IndexInfo, field: string): boolean {

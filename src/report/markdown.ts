@@ -1,18 +1,17 @@
-import { type CustomerRequest, showName } from '../plan/resolve.js';
-import { isBlocked, type MigrationOptions } from '../plan/scan.js';
-import { redactUri } from '../shared/secrets.js';
-import type { StoreTarget } from '../store/types.js';
+import { showName } from '../plan/resolve.js';
+import { isBlocked } from '../plan/scan.js';
 import { describeStep } from '../transaction/apply.js';
-import { conflictLines, type PlanView } from './report.js';
+import {
+  type CommandShape,
+  commandParts,
+  conflictLines,
+  type PlanView,
+  phaseLines,
+  sizeLines,
+} from './report.js';
 
 /** What the Markdown needs of the command: enough to print the one that executes exactly this plan. */
-export interface PlannedCommand {
-  request: CustomerRequest;
-  options: MigrationOptions;
-  target: StoreTarget;
-  configFile?: string;
-  historyFile: string;
-}
+export type PlannedCommand = CommandShape;
 
 /**
  * The preview as Markdown, for the maintenance window's change ticket: what moves, what clashes and how it is
@@ -85,9 +84,10 @@ export function renderMarkdown(view: PlanView, command: PlannedCommand): string 
   lines.push(
     '## Size and warnings',
     '',
-    `- ${plan.estimate.documents} document(s) modified in one transaction (warning above ${view.threshold.documents}: ${view.threshold.basis})`,
+    ...(view.size ? ['```', ...sizeLines(view), '```', ''] : []),
     ...plan.warnings.map((warning) => `- WARNING: ${warning}`),
     '',
+    ...(phaseLines(view).length > 0 ? ['```', ...phaseLines(view), '```', ''] : []),
   );
   if (!blocked) {
     lines.push(
@@ -115,25 +115,8 @@ function optionText(command: PlannedCommand): string {
   return flags.length === 0 ? 'none' : flags.join(' ');
 }
 
-function quote(text: string): string {
-  return /^[\w@%+=:,./-]+$/.test(text) ? text : `'${text.replace(/'/g, `'\\''`)}'`;
-}
-
-/** The command as typed, plus --expect-plan; a URI given with --uri appears with its password masked. */
+/** The command as typed, plus --expect-plan; a URI holding a password is left to MONGODB_URI, never printed. */
 function executeCommand(command: PlannedCommand, fingerprint: string): string {
-  const parts = [
-    'node scripts/migrateCustomerData.js',
-    `--sources ${quote(command.request.sources.join(','))}`,
-    `--destination ${quote(command.request.destination)}`,
-    optionText(command) === 'none' ? '' : optionText(command),
-    command.target.kind === 'snapshot' ? `--snapshot ${quote(command.target.file)}` : '',
-    command.configFile ? `--config ${quote(command.configFile)}` : '',
-    `--output-file ${quote(command.historyFile)}`,
-    `--expect-plan ${fingerprint}`,
-  ];
-  const uri =
-    command.target.kind === 'mongodb'
-      ? `# connection: ${redactUri(command.target.uri)} (from --uri or MONGODB_URI)\n`
-      : '';
-  return `${uri}${parts.filter(Boolean).join(' \\\n  ')}`;
+  const { parts, note } = commandParts(command, command.request.sources);
+  return `${note ? `${note}\n` : ''}${[...parts, `--expect-plan ${fingerprint}`].join(' \\\n  ')}`;
 }

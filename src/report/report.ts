@@ -1,14 +1,19 @@
+import type { ObjectId } from 'mongodb';
 import type { Conflict, ConflictAccount } from '../plan/conflicts.js';
-import { describeKind, quoteName, showName } from '../plan/resolve.js';
+import { type CustomerRequest, describeKind, quoteName, showName } from '../plan/resolve.js';
 import {
   type Counts,
   type CustomerSummary,
   type FieldScan,
   isBlocked,
+  type MigrationOptions,
   type Plan,
   type Step,
 } from '../plan/scan.js';
+import { mib, percent, type SizeAssessment } from '../plan/transaction-size.js';
 import { plain } from '../shared/plain.js';
+import { redactUri } from '../shared/secrets.js';
+import type { StoreTarget } from '../store/types.js';
 import { describeStep, type StepResult } from '../transaction/apply.js';
 import type { HistoryRecord } from './record.js';
 
@@ -18,11 +23,22 @@ export interface Refusal {
   exitCode: number;
 }
 
+/** What a printed command needs of the one that was run: the same target, history file and reference map. */
+export interface CommandShape {
+  request: CustomerRequest;
+  options: MigrationOptions;
+  target: StoreTarget;
+  configFile?: string;
+  historyFile: string;
+}
+
 export interface PlanView {
   plan: Plan;
   target: string;
-  /** The transaction size above which the preview warns, and where it comes from. */
-  threshold: { documents: number; basis: string };
+  /** The transaction's cost against the server's limits, and the phases when it exceeds one. */
+  size?: SizeAssessment;
+  /** The command that was run, for the commands printed next (the phases). */
+  command?: CommandShape;
   /** Checks execute runs before writing that would refuse it (history file, locks). */
   refusals: Refusal[];
 }
@@ -50,10 +66,9 @@ export function renderPlan(view: PlanView, mode: 'preview' | 'execute'): string 
     lines.push('');
     lines.push(...expectationLines(plan), '');
   }
-  lines.push(
-    `Estimated transaction size: ${plan.estimate.documents} document(s) modified (warning above ${view.threshold.documents}: ${view.threshold.basis})`,
-  );
+  lines.push(...sizeLines(view));
   for (const warning of plan.warnings) lines.push(`WARNING: ${warning}`);
+  lines.push(...phaseLines(view));
   if (mode === 'preview') {
     lines.push('');
     if (blocked) {
@@ -220,11 +235,135 @@ export function renderStragglers(stragglers: Record<string, number>): string {
 }
 
 export function planJson(view: PlanView): unknown {
+  const { size, command } = view;
   return plain({
     ...view.plan,
     blocked: isBlocked(view.plan) || view.refusals.length > 0,
     refusals: view.refusals,
-    threshold: view.threshold,
+    ...(size
+      ? {
+          size: {
+            ...size,
+            phases: size.phases.map((phase) => ({
+              ...phase,
+              ...(command ? { command: migrationCommand(command, phase.sources).join('\n') } : {}),
+            })),
+          },
+        }
+      : {}),
     steps: view.plan.steps.map((step: Step) => ({ ...step, description: describeStep(step) })),
   });
+}
+
+/**
+ * What the transaction costs against the server's limits, which binds first, how the commit and the preview's
+ * snapshot are bounded, and what the estimate assumes.
+ */
+export function sizeLines(view: PlanView): string[] {
+  const { size } = view;
+  if (!size) return [];
+  const { cost } = size;
+  const lines = [
+    "Transaction size and time (estimated from the server's own figures):",
+    `  ${cost.documents} document(s) changed, ~${mib(cost.bytes)} dirtied in cache (documents ${mib(cost.documentBytes)}, index entries ${mib(cost.indexBytes)}, journal ${mib(cost.journalBytes)})`,
+  ];
+  for (const limit of size.limits) {
+    lines.push(
+      limit.name === 'cache'
+        ? `  cache: ${mib(limit.used)} of ${mib(limit.limit)} (${percent(limit.share)}): ${limit.basis}`
+        : `  time: ~${seconds(limit.used)} of ${seconds(limit.limit)} (${percent(limit.share)}): ${limit.basis}`,
+    );
+  }
+  const { binding } = size;
+  const past =
+    binding.name === 'cache'
+      ? size.cacheAbort
+      : 'the server aborts it (TransactionExceededLifetimeLimitSeconds) and its next command fails with NoSuchTransaction';
+  lines.push(`  binds first: the ${binding.name} (${percent(binding.share)} of its limit); past it ${past}`);
+  if (size.commit) {
+    const { commitMs, majorityWaitMs, settleMs } = size.commit;
+    lines.push(
+      `  commit: capped at ${seconds(commitMs / 1000)} (maxCommitTimeMS), waiting at most ${seconds(majorityWaitMs / 1000)} for a majority to confirm it (w: majority, wtimeout); a lost answer is settled within ${seconds(settleMs / 1000)} more`,
+    );
+  }
+  if (size.snapshotWindowSeconds !== undefined) {
+    lines.push(
+      `  reads: one snapshot, which the server keeps readable for ${size.snapshotWindowSeconds} s (minSnapshotHistoryWindowInSeconds): the preview, and verify, must finish within that`,
+    );
+  }
+  lines.push(`  assumed: ${size.assumptions.join('; ')}`);
+  return lines;
+}
+
+/** The phases proposed when the transaction would exceed a limit, each as a command to paste. */
+export function phaseLines(view: PlanView): string[] {
+  const phases = view.size?.phases ?? [];
+  if (phases.length < 2) return [];
+  const lines = ['Phases, in this order (review each with --preview first):'];
+  phases.forEach((phase, index) => {
+    const shares = Object.entries(phase.shares)
+      .map(([name, share]) => `${name} ${percent(share)}`)
+      .join(', ');
+    lines.push(`  ${index + 1}. ${phase.sources.map((s) => showName(s.username)).join(', ')} (${shares})`);
+    if (view.command)
+      lines.push(...migrationCommand(view.command, phase.sources).map((line) => `     ${line}`));
+  });
+  return lines;
+}
+
+/**
+ * The same migration for some of its sources, as the operator pastes it: the same destination, options,
+ * target, history file and reference map. A URI holding a password is never printed: the command then reads
+ * it from MONGODB_URI, and a first line says so.
+ */
+export function migrationCommand(
+  command: CommandShape,
+  sources: { _id: ObjectId; username: string }[],
+): string[] {
+  const { parts, note } = commandParts(
+    command,
+    sources.map((source) => tokenOf(command.request, source)),
+  );
+  return [...(note ? [note] : []), parts.join(' ')];
+}
+
+/** The words of that command for the sources given as `tokens`, and the note a password-holding URI needs. */
+export function commandParts(command: CommandShape, tokens: string[]): { parts: string[]; note?: string } {
+  const { target } = command;
+  const secretUri = target.kind === 'mongodb' && redactUri(target.uri) !== target.uri;
+  const parts = [
+    'node scripts/migrateCustomerData.js',
+    `--sources ${shellWord(tokens.join(','))}`,
+    `--destination ${shellWord(command.request.destination)}`,
+    command.options.mergeConflicts ? '--merge-conflicts' : '',
+    command.options.convertToAdmin ? '--convert-to-admin' : '',
+    command.options.skipInvoices ? '--skip-invoices' : '',
+    target.kind === 'snapshot' ? `--snapshot ${shellWord(target.file)}` : '',
+    target.kind === 'mongodb' && !secretUri ? `--uri ${shellWord(target.uri)}` : '',
+    command.configFile ? `--config ${shellWord(command.configFile)}` : '',
+    `--output-file ${shellWord(command.historyFile)}`,
+  ].filter(Boolean);
+  if (!secretUri || target.kind !== 'mongodb') return { parts };
+  return {
+    parts,
+    note: `# with MONGODB_URI set to the connection string used now (${redactUri(target.uri)}): its password is never printed`,
+  };
+}
+
+/** The source as it was typed in --sources, or its id. */
+function tokenOf(request: CustomerRequest, source: { _id: ObjectId; username: string }): string {
+  const id = source._id.toHexString();
+  return (
+    request.sources
+      .find((token) => token.trim() === source.username || token.trim().toLowerCase() === id)
+      ?.trim() ?? id
+  );
+}
+
+export function shellWord(text: string): string {
+  return /^[\w@%+=:,./-]+$/.test(text) ? text : `'${text.replace(/'/g, `'\\''`)}'`;
+}
+
+function seconds(value: number): string {
+  return `${value < 10 ? value.toFixed(1) : Math.round(value)} s`;
 }

@@ -16,6 +16,7 @@ import type {
   FindOptions,
   ReadOnlyStore,
   ServerFacts,
+  Settled,
   Store,
   TransactionOptions,
   TransactionStore,
@@ -275,7 +276,7 @@ export class SnapshotStore extends SnapshotReadOnlyStore implements Store {
   async ensureCollections(): Promise<void> {}
 
   /** A commit here is one rename, so its outcome is never in doubt; this reads the file as it now is. */
-  async settle(collection: string, id: string): Promise<'committed' | 'not-committed'> {
+  async settle(collection: string, id: string): Promise<Settled> {
     const { collections } = await load(this.file);
     const found = find(collections.get(collection) ?? [], { _id: id }).all().length > 0;
     return found ? 'committed' : 'not-committed';

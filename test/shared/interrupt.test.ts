@@ -117,3 +117,38 @@ test('a second signal forces the stop at once, saying what is known', async () =
   assert.deepEqual(exits.slice(0, 1), [1]);
   assert.match(result.stderr, /Forced to stop: stopped before the commit: nothing was committed/);
 });
+
+test('a forced stop after a rollback committed says the rollback COMPLETED (exit 4, the record printed), not "unknown"', async () => {
+  const { snapshot, history, args } = setUp();
+  const migration = await runCli(args);
+  assert.equal(migration.code, 0, migration.stderr);
+  const migrationId = lastRecord(history).id;
+  const rollbackArgs = ['rollback', migrationId, '--snapshot', snapshot, '--output-file', history];
+  const exits: number[] = [];
+  const signals = new EventEmitter();
+  const result = await runCli(rollbackArgs, {
+    signals,
+    exit: (code) => exits.push(code),
+    openStore: async (target, options) => {
+      const store = await openStore(target, options);
+      const wrapped: Store = Object.create(store);
+      wrapped.transaction = async (work, transactionOptions) => {
+        const restored = await store.transaction(work, transactionOptions);
+        // Signals arrive on the event loop, after the tool has taken note of the commit.
+        setImmediate(() => {
+          signals.emit('SIGINT', 'SIGINT');
+          signals.emit('SIGINT', 'SIGINT');
+        });
+        return restored;
+      };
+      return wrapped;
+    },
+  });
+  assert.deepEqual(exits, [4], result.stderr);
+  assert.match(
+    result.stderr,
+    new RegExp(
+      `Forced to stop: the rollback COMPLETED \\(migration ${migrationId} reversed\\); its record could not be written in time, here it is:\\n\\{\\n  "id": "[0-9a-f-]{36}",\\n  "status": "rolled_back"`,
+    ),
+  );
+});
