@@ -56,7 +56,9 @@ test('execute: every read and write of the migration is in one transaction, snap
     assert.equal(entry.readConcern, undefined, `${entry.name} carries no read concern`);
   }
   const commit = transaction.at(-1);
-  assert.equal(commit?.writeConcern?.w, 'majority');
+  // The bounds the plan states: a majority waited for 90 s at most, the commit capped at 120 s.
+  assert.deepEqual(commit?.writeConcern, { w: 'majority', wtimeout: 90_000 });
+  assert.equal(commit?.maxTimeMS, 120_000);
   const inside = transaction.slice(0, -1);
   assert.ok(
     inside.every((entry) => entry.writeConcern === undefined),

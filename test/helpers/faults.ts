@@ -1,11 +1,12 @@
 import { join } from 'node:path';
+import { after, describe } from 'node:test';
 import { type Document, MongoClient } from 'mongodb';
 import { type OpenOptions, openStore } from '../../src/store/index.js';
 import type { MongoLimits } from '../../src/store/mongo.js';
 import type { Store, StoreTarget, TransactionStore } from '../../src/store/types.js';
 import { startWirePeer, type WirePeer, type WirePeerOptions } from '../wire-peer/index.js';
-import type { Backend } from './backends.js';
-import { runCli } from './cli.js';
+import { type Backend, testOn } from './backends.js';
+import { runCli, tempDir } from './cli.js';
 import { type Collections, demoData } from './data.js';
 import { withAppName } from './mongo-server.js';
 
@@ -194,4 +195,24 @@ export function peerRunner(dir: string) {
       await peer.close();
     }
   };
+}
+
+/** A suite of what only the wire peer can play: `onPeer` gives each test a peer of its own. */
+export function peerSuite(
+  title: string,
+  body: (suite: {
+    onPeer: ReturnType<typeof peerRunner>;
+    test: (name: string, fn: () => Promise<void>) => void;
+    dir: string;
+  }) => void,
+): void {
+  describe(title, () => {
+    const dir = tempDir();
+    after(() => dir.remove());
+    body({
+      onPeer: peerRunner(dir.path),
+      test: testOn({ name: 'wire peer', skip: false } as Backend),
+      dir: dir.path,
+    });
+  });
 }

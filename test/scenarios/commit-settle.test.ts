@@ -6,7 +6,7 @@ import { lastRecord, readHistoryFile } from '../helpers/assertions.js';
 import { type Backend, journalOf, mongoBackend, testOn, wirePeerBackend } from '../helpers/backends.js';
 import { tempDir } from '../helpers/cli.js';
 import { demoData } from '../helpers/data.js';
-import { acting, during, faultRunner, peerRunner, TEST_LIMITS, withClient } from '../helpers/faults.js';
+import { acting, during, faultRunner, peerSuite, TEST_LIMITS, withClient } from '../helpers/faults.js';
 
 /**
  * The unknown-commit fence and the last safe point before the commit: when a commit's answer is lost the tool
@@ -274,12 +274,7 @@ for (const backend of backends) {
 }
 
 /** A majority that cannot be reached: a one-member replica set cannot lose it, the peer plays it. */
-describe('a lost majority (wire peer)', () => {
-  const dir = tempDir();
-  after(() => dir.remove());
-  const onPeer = peerRunner(dir.path);
-  const test = (name: string, fn: () => Promise<void>) =>
-    testOn({ name: 'wire peer', skip: false } as Backend)(name, fn);
+peerSuite('a lost majority (wire peer)', ({ onPeer, test }) => {
   const limited = (
     peer: { setMajorityReachable(reachable: boolean): void },
     at: 'first-update' | 'after-transaction-fails',

@@ -6,7 +6,7 @@ import { lastRecord, readHistoryFile } from '../helpers/assertions.js';
 import { type Backend, journalOf, mongoBackend, testOn, wirePeerBackend } from '../helpers/backends.js';
 import { runCli, tempDir } from '../helpers/cli.js';
 import { demoData, IDS } from '../helpers/data.js';
-import { during, faultRunner, peerRunner, withClient } from '../helpers/faults.js';
+import { during, faultRunner, peerSuite, withClient } from '../helpers/faults.js';
 
 /**
  * What the tool says when a MongoDB server answers badly, and what the data and the history say afterwards.
@@ -250,14 +250,7 @@ for (const backend of backends) {
 }
 
 /** What only a wire-level peer can play: roles, old servers, a failover, indexes and shard keys it reports. */
-describe('server answers only the wire peer can play', () => {
-  const dir = tempDir();
-  after(() => dir.remove());
-  const onPeer = peerRunner(dir.path);
-
-  const test = (name: string, fn: () => Promise<void>) =>
-    testOn({ name: 'wire peer', skip: false } as Backend)(name, fn);
-
+peerSuite('server answers only the wire peer can play', ({ onPeer, test }) => {
   test('a standalone, a secondary and a set without a primary are refused with what to do, exit 1', async () => {
     await onPeer({ role: 'standalone' }, async (standalone) => {
       const result = await standalone.cli(ARGS);

@@ -9,7 +9,7 @@ import { lastRecord } from '../helpers/assertions.js';
 import { type Backend, mongoBackend, testOn, wirePeerBackend } from '../helpers/backends.js';
 import { runCli, tempDir } from '../helpers/cli.js';
 import { demoData, IDS } from '../helpers/data.js';
-import { failCommand, faultRunner, peerRunner, withClient } from '../helpers/faults.js';
+import { failCommand, faultRunner, peerSuite, withClient } from '../helpers/faults.js';
 import { startWirePeer } from '../wire-peer/index.js';
 
 /**
@@ -117,13 +117,7 @@ for (const backend of backends) {
 }
 
 /** What only the wire peer can play: a small cache, old servers, a mongos and its catalogue. */
-describe('server limits only the wire peer can play', () => {
-  const dir = tempDir();
-  after(() => dir.remove());
-  const onPeer = peerRunner(dir.path);
-  const test = (name: string, fn: () => Promise<void>) =>
-    testOn({ name: 'wire peer', skip: false } as Backend)(name, fn);
-
+peerSuite('server limits only the wire peer can play', ({ onPeer, test, dir }) => {
   test('the eviction triggers come from the runtime configuration, and what the workload holds comes off them', async () => {
     await onPeer({ cacheSizeBytes: 100 * 2 ** 20 }, async ({ peer, uri, cli }) => {
       peer.setCacheUsage({ dirtyBytes: 6 * 2 ** 20, updatesBytes: 4 * 2 ** 20 });
@@ -225,7 +219,7 @@ describe('server limits only the wire peer can play', () => {
 
   test('a server older than 4.2 is refused plainly, at once: exit 2, nothing recorded', async () => {
     const peer = await startWirePeer({ maxWireVersion: 7, helloCommand: false });
-    const history = join(dir.path, 'old-server.json');
+    const history = join(dir, 'old-server.json');
     try {
       for (const args of [['--preview', ...ARGS], ARGS]) {
         const started = Date.now();
