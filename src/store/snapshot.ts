@@ -292,15 +292,15 @@ export class SnapshotStore extends SnapshotReadOnlyStore implements Store {
   ): Promise<T> {
     const { collections, digest } = await load(this.file);
     const result = await work(new SnapshotWorkingCopy(collections));
-    // The rename is the commit: an interruption before it leaves the file as it was.
-    if (options.signal?.aborted) {
-      throw new InterruptedError(
-        `Interrupted (${String(options.signal.reason)}) before the commit: the snapshot file was not changed`,
-      );
-    }
     if (digestOf(await readText(this.file)) !== digest) {
       throw new RuntimeError(
         `Snapshot ${this.file} changed on disk during the run; nothing was written, run again`,
+      );
+    }
+    // The rename is the commit: a stop asked for up to here (nothing is awaited in between) leaves the file as it was.
+    if (options.signal?.aborted) {
+      throw new InterruptedError(
+        `Interrupted (${String(options.signal.reason)}) before the commit: the snapshot file was not changed`,
       );
     }
     options.onCommit?.();

@@ -38,7 +38,7 @@ function setUp() {
  */
 function signalling(
   source: EventEmitter,
-  when: 'update' | 'after-commit',
+  when: 'update' | 'last-write' | 'after-commit',
   signals: NodeJS.Signals[],
 ): (target: StoreTarget) => Promise<Store> {
   let sent = false;
@@ -57,6 +57,11 @@ function signalling(
         tapped.updateMany = async (...args) => {
           if (when === 'update') send();
           return tx.updateMany(...args);
+        };
+        tapped.insertMany = async (collection, documents) => {
+          await tx.insertMany(collection, documents);
+          // The journal's head is the transaction's last write.
+          if (when === 'last-write' && documents.some((document) => document.type === 'migration')) send();
         };
         return work(tapped);
       }, options);
@@ -89,6 +94,19 @@ for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     assert.equal(existsSync(`${snapshot}.lock`), false);
   });
 }
+
+test('a signal right after the last write: the commit does not happen, exit 1, the file unchanged', async () => {
+  const { snapshot, history, args, bytes } = setUp();
+  const signals = new EventEmitter();
+  const result = await runCli(args, { signals, openStore: signalling(signals, 'last-write', ['SIGTERM']) });
+  assert.equal(result.code, 1, result.stderr);
+  assert.match(
+    result.stderr,
+    /Error: Interrupted \(SIGTERM\) before the commit: the snapshot file was not changed/,
+  );
+  assert.deepEqual(readFileSync(snapshot), bytes);
+  assert.equal(lastRecord(history).status, 'failed');
+});
 
 test('a signal after the commit: the completed record is written and printed, COMPLETED, exit 4', async () => {
   const { history, args } = setUp();
