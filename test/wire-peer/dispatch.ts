@@ -96,6 +96,7 @@ export class Dispatcher {
       const handler = this.handler(name, connection);
       session = this.peer.sessions.resolve(name, command);
       this.checkRole(name, command);
+      if (session.waitsFor !== undefined) await this.peer.storage.applied(session.waitsFor);
       const previous = session.retryableWrite?.previous;
       if (previous) return { reply: this.finish(previous) };
       const reply = await handler({

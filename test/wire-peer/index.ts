@@ -26,6 +26,11 @@ export interface WirePeerOptions {
   cacheSizeBytes?: number;
   /** An open transaction is aborted after this long, as by transactionLifetimeLimitSeconds; default 60. */
   transactionLifetimeLimitSeconds?: number;
+  /**
+   * A committed transaction stays invisible this long to reads outside transactions that do not wait for it
+   * (no afterClusterTime, not snapshot), as a multi-shard commit still being applied; default 0.
+   */
+  commitVisibilityLagMs?: number;
 }
 
 export interface WirePeer {
@@ -66,6 +71,7 @@ export async function startWirePeer(options: WirePeerOptions = {}): Promise<Wire
   const settings: PeerSettings = {
     cacheSizeBytes: options.cacheSizeBytes ?? DEFAULT_CACHE_BYTES,
     transactionLifetimeLimitSeconds: options.transactionLifetimeLimitSeconds ?? 60,
+    commitVisibilityLagMs: options.commitVisibilityLagMs ?? 0,
     startedAt: Date.now(),
   };
   const cursors = new Cursors();
@@ -75,6 +81,7 @@ export async function startWirePeer(options: WirePeerOptions = {}): Promise<Wire
       standalone: identity.role === 'standalone',
       maxWireVersion: identity.maxWireVersion,
       transactionLifetimeMs: settings.transactionLifetimeLimitSeconds * 1000,
+      commitVisibilityLagMs: settings.commitVisibilityLagMs,
     }),
     (transaction) => cursors.close(transaction.cursorIds),
   );

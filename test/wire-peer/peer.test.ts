@@ -507,6 +507,63 @@ describe('transactions', () => {
     });
   });
 
+  test('a commit still being applied: plain reads see the version before it, causally consistent and snapshot reads wait for it', async () => {
+    const lagMs = 600;
+    await withPeer(
+      async (peer, client) => {
+        const c = client.db('db').collection<AnyDocument>('c');
+        await c.insertOne({ _id: 1, v: 'before' });
+        const writer = client.startSession();
+        writer.startTransaction({ readConcern: { level: 'snapshot' }, writeConcern: { w: 'majority' } });
+        await c.updateOne({ _id: 1 }, { $set: { v: 'after' } }, { session: writer });
+        await c.insertOne({ _id: 2 }, { session: writer });
+        await writer.commitTransaction();
+        const committedAt = writer.operationTime as Timestamp;
+        const started = Date.now();
+
+        assert.equal((await c.findOne({ _id: 1 }))?.v, 'before', 'a plain read does not wait');
+        assert.equal(await c.countDocuments({}, { readConcern: { level: 'majority' } }), 1);
+        await c.insertOne({ _id: 3 });
+        assert.deepEqual(
+          (await c.find({}).toArray()).map((d) => d._id),
+          [1, 3],
+          'a later plain write is seen, the commit still being applied is not',
+        );
+
+        const causal = client.startSession({ causalConsistency: true });
+        causal.advanceOperationTime(committedAt);
+        peer.clearLog();
+        const read = await c.findOne({ _id: 1 }, { session: causal, readConcern: { level: 'majority' } });
+        assert.equal(read?.v, 'after', "a read after the commit's cluster time waits for it");
+        assert.ok(Date.now() - started >= lagMs - 50, 'and it waited');
+        const [sent] = commandsOf(peer).filter((e) => e.name === 'find');
+        assert.deepEqual(sent?.readConcern, { level: 'majority', afterClusterTime: committedAt });
+        assert.equal((await c.findOne({ _id: 1 }))?.v, 'after', 'once applied, every read sees it');
+        await causal.endSession();
+        await writer.endSession();
+      },
+      { peer: { commitVisibilityLagMs: lagMs } },
+    );
+    await withPeer(
+      async (_peer, client) => {
+        const c = client.db('db').collection<AnyDocument>('c');
+        const writer = client.startSession();
+        writer.startTransaction();
+        await c.insertOne({ _id: 1 }, { session: writer });
+        await writer.commitTransaction();
+        const snapshot = client.startSession({ snapshot: true });
+        assert.equal(
+          (await c.find({}, { session: snapshot }).toArray()).length,
+          1,
+          'a snapshot read waits for the commit',
+        );
+        await snapshot.endSession();
+        await writer.endSession();
+      },
+      { peer: { commitVisibilityLagMs: lagMs } },
+    );
+  });
+
   test("a transaction's open cursors close when it commits", async () => {
     await withPeer(async (_peer, client) => {
       const c = client.db('db').collection<AnyDocument>('c');
