@@ -522,6 +522,23 @@ describe('server answers only the wire peer can play', () => {
     });
   });
 
+  test('a commit still being applied when the recount reads (a multi-shard commit): the recount waits for it, no false stragglers', async () => {
+    const lagMs = 1_500;
+    await onPeer({ commitVisibilityLagMs: lagMs }, async (sharded) => {
+      const started = Date.now();
+      const result = await sharded.cli(ARGS);
+      assert.equal(result.code, 0, result.stderr);
+      assert.doesNotMatch(result.stderr, /WARNING: after the commit/);
+      assert.equal(lastRecord(sharded.history).stragglers, undefined);
+      assert.ok(Date.now() - started >= lagMs, 'the recount waited for the commit to be applied');
+      const sent = sharded.peer.log.filter((e) => !e.monitoring);
+      const commit = sent.findIndex((e) => e.name === 'commitTransaction');
+      const recount = sent.slice(commit + 1).filter((e) => e.name === 'aggregate');
+      assert.ok(recount.length > 0, 'the recount read after the commit');
+      for (const entry of recount) assert.ok(entry.readConcern?.afterClusterTime, `${entry.collection}`);
+    });
+  });
+
   test('a failover in the middle of the transaction: the work runs again on the new primary and completes', async () => {
     await onPeer({}, async (failover) => {
       const result = await runCli([...ARGS, '--uri', failover.uri, '--output-file', failover.history], {
