@@ -4,6 +4,7 @@ import { describe, test } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import {
   BSON,
+  type CollationOptions,
   type Document,
   Double,
   Int32,
@@ -346,6 +347,26 @@ describe('documents and cursors', () => {
       ]);
       assert.deepEqual((await c.distinct('k')).sort(), ['a', 'b']);
       assert.equal(await c.estimatedDocumentCount(), 3);
+    });
+  });
+
+  test('aggregate: $group keys compare with the collation (strength 2 folds case), as on a server', async () => {
+    await withPeer(async (_peer, client) => {
+      const c = client.db('db').collection<AnyDocument>('c');
+      await c.insertMany([{ k: 'SAM' }, { k: 'sam' }, { k: 'ann' }, { k: null }, {}, { k: 5 }]);
+      const groups = async (collation?: CollationOptions) =>
+        (
+          await c
+            .aggregate([{ $group: { _id: { key: { $ifNull: ['$k', null] } }, n: { $sum: 1 } } }], {
+              collation,
+            })
+            .toArray()
+        )
+          .map((group) => `${String(group._id.key)}:${group.n}`)
+          .sort();
+      assert.deepEqual(await groups(), ['5:1', 'SAM:1', 'ann:1', 'null:2', 'sam:1']);
+      assert.deepEqual(await groups({ locale: 'en', strength: 2 }), ['5:1', 'ann:1', 'null:2', 'sam:2']);
+      assert.deepEqual(await groups({ locale: 'en', strength: 3 }), await groups());
     });
   });
 
