@@ -35,7 +35,7 @@ export async function assessPlan(store: ReadStore, plan: Plan, facts: ServerFact
   }
   if (facts.indexes) warnings.push(...unindexed(plan.fields, facts.indexes));
   const blockers = [...shardKeyBlockers(moved, facts)];
-  if (facts.indexes) blockers.push(...(await uniqueIndexBlockers(store, plan, moved, facts.indexes)));
+  if (facts.indexes) blockers.push(...(await uniqueIndexBlockers(store, plan, facts.indexes)));
   return { warnings, blockers, threshold };
 }
 
@@ -93,11 +93,12 @@ function shardKeyBlockers(moved: FieldScan[], facts: ServerFacts): Blocker[] {
 async function uniqueIndexBlockers(
   store: ReadStore,
   plan: Plan,
-  moved: FieldScan[],
   indexes: Record<string, IndexInfo[]>,
 ): Promise<Blocker[]> {
   const blockers: Blocker[] = [];
-  for (const scanned of moved.filter((f) => f.kind === 'customer')) {
+  const joining = (f: FieldScan) =>
+    f.moves.length > 0 || (f.collection === USERS && f.field === 'parent' && convertedOf(plan).length > 0);
+  for (const scanned of plan.fields.filter((f) => f.kind === 'customer' && !f.skipped && joining(f))) {
     for (const index of indexes[scanned.collection] ?? []) {
       const keys = Object.keys(index.key);
       if (!index.unique || !keys.includes(scanned.field)) continue;
@@ -138,6 +139,12 @@ async function uniqueIndexBlockers(
   return blockers;
 }
 
+/** Source customers that become admins under the destination (their `parent` is set to it). */
+function convertedOf(plan: Plan): ObjectId[] {
+  if (!plan.options.convertToAdmin) return [];
+  return plan.sources.filter((source) => !source.followUp).map((source) => source._id);
+}
+
 /**
  * Stages that turn the documents of a collection under the destination, and those moving there, into what the
  * migration leaves. The re-pointing updates are the plan's own (pipeline updates map only the values they move).
@@ -151,10 +158,7 @@ function afterMigration(plan: Plan, scanned: FieldScan): Document[] {
         resolution.action === 'merge' && plan.options.mergeConflicts ? [resolution.loser] : [],
       )
     : [];
-  const converted =
-    users && plan.options.convertToAdmin
-      ? plan.sources.filter((source) => !source.followUp).map((source) => source._id)
-      : [];
+  const converted = users && scanned.field === 'parent' ? convertedOf(plan) : [];
   const updates = plan.steps
     .filter((step) => step.collection === scanned.collection && step.moves !== undefined)
     .flatMap((step) => step.update as Document[]);

@@ -63,13 +63,14 @@ for (const backend of backends) {
       context: Awaited<ReturnType<typeof setUp>>,
       account: ObjectId,
       key: RegExp,
+      args = MIGRATE,
     ) => {
       try {
-        const preview = await context.cli(['--preview', ...MIGRATE]);
+        const preview = await context.cli(['--preview', ...args]);
         assert.equal(preview.code, 3, preview.stdout + preview.stderr);
         assert.match(preview.stdout, /unique index guard on users would be violated under the destination/);
         assert.match(preview.stdout, key);
-        const execute = await context.cli(MIGRATE);
+        const execute = await context.cli(args);
         assert.equal(execute.code, 3, execute.stderr);
         assert.equal(lastRecord(context.history).status, 'failed');
         await assert.rejects(context.reparent(account), (error: unknown) => {
@@ -149,6 +150,15 @@ for (const backend of backends) {
       } finally {
         await context.client.close();
       }
+    });
+
+    it('a converted customer joins the destination: a soft-deleted twin of its username is a real duplicate key', async () => {
+      const customers = { hq: [{ username: 'west', kind: '3', markedDelete: true }], west: [] };
+      const context = await setUp(customers, { parent: 1, username: 1 });
+      await refusedBoth(context, context.ids.west as ObjectId, /\(username: "west"\)/, [
+        ...MIGRATE,
+        '--convert-to-admin',
+      ]);
     });
 
     it('sparse: only documents without every key field are left out, so other customers do not count', async () => {
