@@ -108,6 +108,30 @@ test('after the commit: every read is majority-committed on the primary and wait
   }
 });
 
+test('execute with nothing left to move: no transaction is opened, no write is sent', async () => {
+  const loaded = await backend.load(demoData());
+  const history = join(dir.path, 'noop.json');
+  assert.equal((await runCli([...ARGS, ...loaded.args, '--output-file', history])).code, 0);
+  peer.clearLog();
+  const again = await runCli([...ARGS, ...loaded.args, '--output-file', history]);
+  assert.equal(again.code, 0, again.stderr);
+  assert.equal(lastRecord(history).status, 'noop');
+  const sent = commandsOf(peer);
+  assert.ok(
+    sent.some((entry) => READS.has(entry.name)),
+    'it read the data',
+  );
+  assert.deepEqual(
+    sent
+      .filter(
+        (entry) =>
+          WRITES.has(entry.name) || entry.txnNumber !== undefined || entry.name.endsWith('Transaction'),
+      )
+      .map((entry) => entry.name),
+    [],
+  );
+});
+
 test('preview: no write command and no commitTransaction reach the server', async () => {
   const loaded = await backend.load(demoData());
   const before = await loaded.state();

@@ -34,6 +34,7 @@ export async function assessPlan(store: ReadStore, plan: Plan, facts: ServerFact
     );
   }
   if (facts.indexes) warnings.push(...unindexed(plan.fields, facts.indexes));
+  if (facts.indexes && !guardsUsernames(facts.indexes[USERS] ?? [])) warnings.push(usernameIndexAdvice(plan));
   const blockers = [...shardKeyBlockers(moved, facts)];
   if (facts.indexes) blockers.push(...(await uniqueIndexBlockers(store, plan, facts.indexes)));
   return { warnings, blockers, threshold };
@@ -65,6 +66,27 @@ function unindexed(fields: FieldScan[], indexes: Record<string, IndexInfo[]>): s
       (f) =>
         `${f.collection}.${f.field} has no index starting with it: each count and update in the transaction scans the whole collection; create one first: db.${f.collection}.createIndex({ ${f.field}: 1 })`,
     );
+}
+
+/** A unique index on usernames, alone or per parent, makes the server refuse a duplicate itself. */
+function guardsUsernames(indexes: IndexInfo[]): boolean {
+  return indexes.some((index) => {
+    const keys = Object.keys(index.key);
+    return (
+      index.unique === true &&
+      keys.includes('username') &&
+      keys.every((k) => k === 'username' || k === 'parent')
+    );
+  });
+}
+
+/**
+ * The conflict check reads the usernames under the destination when the migration starts; an account the
+ * application creates there meanwhile is seen only after the commit (reported then). Only the server can refuse
+ * it in time.
+ */
+function usernameIndexAdvice(plan: Plan): string {
+  return `No unique index guards usernames under a customer: an account the application creates under ${plan.destination.username} while the migration runs can take the username of one moving in (the tool checks again after the commit and warns, but only the server can refuse it). Recommended, before the window: db.users.createIndex({ parent: 1, username: 1 }, { unique: true, partialFilterExpression: { markedDelete: false }, collation: { locale: 'en', strength: 2 } }) (partial on live accounts; an account without markedDelete is not covered: set it to false; the build fails while two live accounts under one customer share a username: rename one first)`;
 }
 
 /** updateMany cannot change a shard key field (only single-document updates with the full key can). */

@@ -46,7 +46,11 @@ for (const backend of backends) {
       await client
         .db()
         .collection('users')
-        .createIndex(key, { unique: true, name: 'guard', ...options });
+        .createIndex(key, { unique: true, name: 'guard', ...options })
+        .catch(async (error) => {
+          await client.close();
+          throw error;
+        });
       runs += 1;
       const history = join(dir.path, `history-${runs}.json`);
       const cli = (args: string[]) => runCli([...args, ...loaded.args, '--output-file', history]);
@@ -95,6 +99,33 @@ for (const backend of backends) {
         await context.client.close();
       }
     };
+
+    it('without a unique index guarding usernames the preview recommends one; with one it does not', async () => {
+      const customers = { hq: [{ username: 'pilot', kind: '5' }], west: [{ username: 'ann', kind: '3' }] };
+      // Unique, but over _id too: it refuses no duplicate username.
+      const unguarded = await setUp(customers, { _id: 1, username: 1 });
+      try {
+        const preview = await unguarded.cli(['--preview', ...MIGRATE]);
+        assert.equal(preview.code, 0, preview.stdout + preview.stderr);
+        assert.match(
+          preview.stdout,
+          /WARNING: No unique index guards usernames under a customer: .* db\.users\.createIndex\(\{ parent: 1, username: 1 \}, \{ unique: true, partialFilterExpression: \{ markedDelete: false \}, collation: \{ locale: 'en', strength: 2 \} \}\)/,
+        );
+      } finally {
+        await unguarded.client.close();
+      }
+      const guarded = await setUp(
+        customers,
+        { parent: 1, username: 1 },
+        { partialFilterExpression: { markedDelete: false } },
+      );
+      try {
+        const preview = await guarded.cli(['--preview', ...MIGRATE]);
+        assert.doesNotMatch(preview.stdout, /No unique index guards usernames/);
+      } finally {
+        await guarded.client.close();
+      }
+    });
 
     /** west's live "sam" moves under hq, where a soft-deleted "sam" is: no username conflict for the plan. */
     const twin = {
