@@ -1,9 +1,9 @@
 import { type CustomerRequest, showName } from '../plan/resolve.js';
-import { isBlocked, type MigrationOptions } from '../plan/scan.js';
+import { isBlocked, type MigrationOptions, nothingToDo } from '../plan/scan.js';
 import { redactUri } from '../shared/secrets.js';
 import type { StoreTarget } from '../store/types.js';
 import { describeStep } from '../transaction/apply.js';
-import { conflictLines, type PlanView } from './report.js';
+import { conflictLines, nothingToDoText, type PlanView } from './report.js';
 
 /** What the Markdown needs of the command: enough to print the one that executes exactly this plan. */
 export interface PlannedCommand {
@@ -21,6 +21,7 @@ export interface PlannedCommand {
 export function renderMarkdown(view: PlanView, command: PlannedCommand): string {
   const { plan } = view;
   const blocked = isBlocked(plan) || view.refusals.length > 0;
+  const idle = !blocked && nothingToDo(plan);
   const lines: string[] = [
     `# Customer data migration: ${plan.sources.map((s) => showName(s.username)).join(', ')} into ${showName(plan.destination.username)}`,
     '',
@@ -28,7 +29,7 @@ export function renderMarkdown(view: PlanView, command: PlannedCommand): string 
     `- Prepared: ${new Date().toISOString()} (preview; nothing was written)`,
     `- Options: ${optionText(command)}`,
     `- Plan fingerprint: \`${plan.fingerprint}\``,
-    `- Verdict: ${blocked ? '**BLOCKED**' : 'would proceed'}`,
+    `- Verdict: ${blocked ? '**BLOCKED**' : idle ? nothingToDoText(plan) : 'would proceed'}`,
     '',
     '## Customers',
     '',
@@ -64,7 +65,9 @@ export function renderMarkdown(view: PlanView, command: PlannedCommand): string 
     ),
     '',
   ];
-  if (!blocked) {
+  if (idle) {
+    lines.push('## Nothing to do', '', `${nothingToDoText(plan)}.`, '');
+  } else if (!blocked) {
     lines.push('## Actions on execute (one transaction)', '');
     plan.steps.forEach((step, index) => {
       lines.push(`${index + 1}. ${describeStep(step)}: ${step.expected} document(s)`);
@@ -89,7 +92,7 @@ export function renderMarkdown(view: PlanView, command: PlannedCommand): string 
     ...plan.warnings.map((warning) => `- WARNING: ${warning}`),
     '',
   );
-  if (!blocked) {
+  if (!blocked && !idle) {
     lines.push(
       '## Command to execute exactly this plan',
       '',
