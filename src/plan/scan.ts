@@ -201,7 +201,7 @@ export async function scanMigration(
     fields,
     expectations: expectationsOf(fields, trees),
     estimate: { documents: steps.reduce((sum, step) => sum + step.expected, 0) },
-    warnings: warningsFor(summaries, prior),
+    warnings: warningsFor(summaries, prior, steps),
   };
   return { ...plan, fingerprint: fingerprintOf(plan) };
 }
@@ -531,7 +531,7 @@ function expectationsOf(fields: FieldScan[], trees: Tree[]): Expectations {
   };
 }
 
-function warningsFor(summaries: CustomerSummary[], prior: PriorMigration[]): string[] {
+function warningsFor(summaries: CustomerSummary[], prior: PriorMigration[], steps: Step[]): string[] {
   const [destination, ...sources] = summaries as [CustomerSummary, ...CustomerSummary[]];
   const warnings: string[] = [];
   if (!destination.active) {
@@ -542,7 +542,9 @@ function warningsFor(summaries: CustomerSummary[], prior: PriorMigration[]): str
   for (const source of sources.filter((s) => !s.active && !s.followUp)) {
     warnings.push(`Source ${source.username} is already inactive (active: false)`);
   }
-  for (const source of sources.filter((s) => s.followUp)) {
+  // A follow-up happens only when something was left behind; otherwise there is nothing to do (nothingToDo).
+  const work = steps.some((step) => step.action !== 'mark-destination');
+  for (const source of sources.filter((s) => s.followUp && work)) {
     const earlier = prior.filter((migration) => migration.sources.some((s) => s._id.equals(source._id)));
     const by = earlier.map((m) => `${m.id} at ${m.startedAt.toISOString()}`).join(', then ');
     warnings.push(

@@ -194,6 +194,11 @@ for (const backend of await allBackends('live')) {
         ),
       );
       assert.match(preview.stdout, /Execution would change nothing/);
+      assert.doesNotMatch(
+        preview.stdout,
+        /this follow-up run/,
+        'it is not a follow-up: nothing was left behind',
+      );
       assert.doesNotMatch(preview.stdout, /Actions on execute/);
 
       const again = await cli(WEST);
