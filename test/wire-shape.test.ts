@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
+import { MongoClient, type Timestamp } from 'mongodb';
 import { lastRecord } from './helpers/assertions.js';
 import { wirePeerBackend } from './helpers/backends.js';
 import { runCli, tempDir } from './helpers/cli.js';
@@ -80,6 +81,57 @@ test('execute: every read and write of the migration is in one transaction, snap
     'every write is inside',
   );
   assert.equal(sent.filter((entry) => entry.name === 'abortTransaction').length, 0);
+});
+
+test('after the commit: every read is majority-committed on the primary and waits for the commit (afterClusterTime)', async () => {
+  const loaded = await backend.load(demoData());
+  peer.clearLog();
+  const result = await runCli([...ARGS, ...loaded.args, '--output-file', join(dir.path, 'after.json')]);
+  assert.equal(result.code, 0, result.stderr);
+  // Nothing is written after the commit, so the peer's cluster time now is the commit's.
+  const client = await MongoClient.connect(peer.uri());
+  const committedAt = (await client.db('admin').command({ ping: 1 })).operationTime as Timestamp;
+  await client.close();
+  const sent = commandsOf(peer);
+  const commit = sent.findIndex((entry) => entry.name === 'commitTransaction');
+  const reads = sent.slice(commit + 1).filter((entry) => READS.has(entry.name));
+  assert.deepEqual(
+    [...new Set(reads.map((entry) => entry.collection))].sort(),
+    ['invoices', 'jobs', 'users'],
+    'the recount reads every mapped collection',
+  );
+  for (const entry of reads) {
+    assert.equal(entry.readConcern?.level, 'majority', `${entry.name} ${entry.collection}: majority`);
+    const after = entry.readConcern?.afterClusterTime as Timestamp | undefined;
+    assert.ok(after?.gte(committedAt), `${entry.name} ${entry.collection}: at or after the commit's time`);
+    // The driver sends no $readPreference for `primary` (any other mode would be named here).
+    assert.equal(entry.command.$readPreference, undefined, `${entry.name} ${entry.collection}: primary`);
+    assert.equal(entry.txnNumber, undefined, 'outside the transaction');
+  }
+});
+
+test('execute with nothing left to move: no transaction is opened, no write is sent', async () => {
+  const loaded = await backend.load(demoData());
+  const history = join(dir.path, 'noop.json');
+  assert.equal((await runCli([...ARGS, ...loaded.args, '--output-file', history])).code, 0);
+  peer.clearLog();
+  const again = await runCli([...ARGS, ...loaded.args, '--output-file', history]);
+  assert.equal(again.code, 0, again.stderr);
+  assert.equal(lastRecord(history).status, 'noop');
+  const sent = commandsOf(peer);
+  assert.ok(
+    sent.some((entry) => READS.has(entry.name)),
+    'it read the data',
+  );
+  assert.deepEqual(
+    sent
+      .filter(
+        (entry) =>
+          WRITES.has(entry.name) || entry.txnNumber !== undefined || entry.name.endsWith('Transaction'),
+      )
+      .map((entry) => entry.name),
+    [],
+  );
 });
 
 test('preview: no write command and no commitTransaction reach the server', async () => {

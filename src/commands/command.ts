@@ -4,7 +4,7 @@ import type { StoreTarget } from '../store/types.js';
 
 /** What each command is asked to do, as the option parser hands it over. */
 
-export const HISTORY_STATUSES = ['completed', 'failed', 'rolled_back', 'unknown'] as const;
+export const HISTORY_STATUSES = ['completed', 'failed', 'rolled_back', 'unknown', 'noop'] as const;
 export type HistoryStatus = (typeof HISTORY_STATUSES)[number];
 
 /** Where a command reads and writes: the database (or snapshot), the history file, the reference map. */

@@ -1,19 +1,26 @@
 import createDebug from 'debug';
 import { appendHistory, checkHistoryFile, type HistoryLock, lockHistory } from '../files/history.js';
-import { resolveCustomers, type Source } from '../plan/resolve.js';
-import { isBlocked, type Plan, scalarFilter, scanMigration, spellings } from '../plan/scan.js';
-import { fieldRefs, loadReferenceMap, mappedCollections, type ReferenceMap } from '../plan/schema.js';
+import { recountStragglers, usernameClashes } from '../plan/after-commit.js';
+import { arrivalsOf, type PriorMigration } from '../plan/prior.js';
+import { resolveCustomers } from '../plan/resolve.js';
+import { isBlocked, nothingToDo, type Plan, scanMigration } from '../plan/scan.js';
+import { loadReferenceMap, mappedCollections, type ReferenceMap } from '../plan/schema.js';
 import { assessPlan } from '../plan/server-checks.js';
 import {
+  clashRecord,
   completedRecord,
   failedRecord,
   type HistoryRecord,
   newRunId,
+  noopRecord,
   type RunFacts,
 } from '../report/record.js';
 import {
+  clashAdvice,
+  nothingToDoText,
   type PlanView,
   planJson,
+  renderClashes,
   renderCompleted,
   renderPlan,
   renderProgress,
@@ -29,7 +36,7 @@ import {
 import type { Output } from '../shared/output.js';
 import { describeTarget } from '../store/index.js';
 import type { Store } from '../store/types.js';
-import { type Applied, applyMigration } from '../transaction/apply.js';
+import { type Applied, applyMigration, NothingToDo } from '../transaction/apply.js';
 import { commitSettled } from '../transaction/commit.js';
 import type { MigrateCommand } from './command.js';
 import type { ActionContext } from './context.js';
@@ -88,18 +95,20 @@ export async function executeMigration(
     };
     output.report(renderPlan(view, 'execute'));
     if (isBlocked(plan)) throw blockedAbort(plan);
+    if (nothingToDo(plan)) return await recordNoop(command, run, view, plan, [], output);
     interruption.stopIfInterrupted();
 
-    const applied = await commit(store, command, map, { run, plan }, output, context);
-    return await afterCommit(store, applied, {
-      command,
-      map,
-      run,
-      view,
-      output,
-      context,
-      sources: customers.sources,
-    });
+    let applied: Applied;
+    try {
+      applied = await commit(store, command, map, { run, plan }, output, context);
+    } catch (error) {
+      if (!(error instanceof NothingToDo)) throw error;
+      // The plan made before the transaction had work; the one made inside has none: another run committed.
+      const known = new Set(plan.prior.map((migration) => migration.id));
+      const meanwhile = error.plan.prior.filter((migration) => !known.has(migration.id));
+      return await recordNoop(command, run, { ...view, plan: error.plan }, error.plan, meanwhile, output);
+    }
+    return await afterCommit(store, applied, { command, map, run, view, output, context });
   } catch (error) {
     const failure = asMigrationError(error);
     log('failed: %O', error);
@@ -179,23 +188,26 @@ function checkAdvice(id: string, map: ReferenceMap): string {
 }
 
 /**
- * Snapshot isolation does not see documents created for a source while the transaction ran: count again,
- * from the primary's majority-committed state, every field the migration moved.
+ * Nothing left to move: no transaction commits, no journal entry, no mark on the destination; a `noop` record
+ * says the run happened and which migrations had already moved its sources. Exit 0.
  */
-async function recount(
-  store: Store,
-  applied: Applied,
-  map: ReferenceMap,
-  sources: Source[],
-): Promise<Record<string, number>> {
-  const values = sources.flatMap((source) => spellings(source._id));
-  const stragglers: Record<string, number> = {};
-  for (const ref of fieldRefs(map.customerRefs, map)) {
-    if (applied.plan.options.skipInvoices && ref.invoice) continue;
-    const left = await store.count(ref.collection, scalarFilter(ref.field, values));
-    if (left > 0) stragglers[`${ref.collection}.${ref.field}`] = left;
+async function recordNoop(
+  command: MigrateCommand,
+  run: RunFacts,
+  view: PlanView,
+  plan: Plan,
+  meanwhile: PriorMigration[],
+  output: Output,
+): Promise<ExitCode> {
+  const record = noopRecord(run, plan, meanwhile.length > 0);
+  await appendHistory(command.historyFile, record);
+  const message = `${nothingToDoText(plan, meanwhile)}. Record ${record.id} (noop) appended to ${command.historyFile}`;
+  if (command.json) {
+    output.json({ mode: 'execute', status: 'noop', message, record, plan: planJson(view) });
+  } else {
+    output.report(`${message}\n`);
   }
-  return stragglers;
+  return ExitCode.ok;
 }
 
 interface Committed {
@@ -205,7 +217,6 @@ interface Committed {
   view: PlanView;
   output: Output;
   context: ActionContext;
-  sources: Source[];
 }
 
 /**
@@ -229,8 +240,9 @@ async function keepCommitted(store: Store, applied: Applied, committed: Committe
   const { command, map, run, view, output, context } = committed;
   const record = completedRecord(run, applied);
   context.interruption.onForce(() => completedStop(record));
+  // Read after the commit, at its cluster time (the store's reads wait for it), majority-committed.
   try {
-    const stragglers = await recount(store, applied, map, committed.sources);
+    const stragglers = await recountStragglers(store, applied.plan, map);
     if (Object.keys(stragglers).length > 0) {
       record.stragglers = stragglers;
       output.error(renderStragglers(stragglers));
@@ -238,6 +250,18 @@ async function keepCommitted(store: Store, applied: Applied, committed: Committe
   } catch (error) {
     output.error(
       `WARNING: the migration committed, but the documents left on the sources could not be recounted (${errorMessage(error)}); run verify ${record.id}`,
+    );
+  }
+  try {
+    const { destination } = applied.plan;
+    const clashes = await usernameClashes(store, destination, arrivalsOf(applied.plan));
+    if (clashes.length > 0) {
+      record.usernameClashes = clashes.map((clash) => clashRecord(clash, clashAdvice(clash)));
+      output.error(renderClashes(clashes, destination.username));
+    }
+  } catch (error) {
+    output.error(
+      `WARNING: the migration committed, but usernames under the destination could not be checked again (${errorMessage(error)}); run verify ${record.id}`,
     );
   }
   await recordCommitted(command.historyFile, record, 'migration', output);

@@ -1,6 +1,8 @@
-import type { IndexInfo, ReadStore, ServerFacts } from '../store/types.js';
+import type { ObjectId } from 'mongodb';
+import type { Document, IndexInfo, ReadStore, ServerFacts } from '../store/types.js';
 import type { Blocker, FieldScan, Plan } from './scan.js';
 import { scalarFilter, spellings } from './scan.js';
+import { ADMIN_KIND, USERS } from './schema.js';
 import { assessSize, PHASE_SHARE, percent, type SizeAssessment } from './transaction-size.js';
 
 /**
@@ -27,8 +29,9 @@ export async function assessPlan(
     ...sizeWarnings(size),
   ];
   if (facts.indexes) warnings.push(...unindexed(plan.fields, facts.indexes));
+  if (facts.indexes && !guardsUsernames(facts.indexes[USERS] ?? [])) warnings.push(usernameIndexAdvice(plan));
   const blockers = [...shardKeyBlockers(moved, facts), ...journalShardKey(journal, facts)];
-  if (facts.indexes) blockers.push(...(await uniqueIndexBlockers(store, plan, moved, facts.indexes)));
+  if (facts.indexes) blockers.push(...(await uniqueIndexBlockers(store, plan, facts.indexes)));
   return { warnings, blockers, size };
 }
 
@@ -92,6 +95,27 @@ function unindexed(fields: FieldScan[], indexes: Record<string, IndexInfo[]>): s
     );
 }
 
+/** A unique index on usernames, alone or per parent, makes the server refuse a duplicate itself. */
+function guardsUsernames(indexes: IndexInfo[]): boolean {
+  return indexes.some((index) => {
+    const keys = Object.keys(index.key);
+    return (
+      index.unique === true &&
+      keys.includes('username') &&
+      keys.every((k) => k === 'username' || k === 'parent')
+    );
+  });
+}
+
+/**
+ * The conflict check reads the usernames under the destination when the migration starts; an account the
+ * application creates there meanwhile is seen only after the commit (reported then). Only the server can refuse
+ * it in time.
+ */
+function usernameIndexAdvice(plan: Plan): string {
+  return `No unique index guards usernames under a customer: an account the application creates under ${plan.destination.username} while the migration runs can take the username of one moving in (the tool checks again after the commit and warns, but only the server can refuse it). Recommended, before the window: db.users.createIndex({ parent: 1, username: 1 }, { unique: true, partialFilterExpression: { markedDelete: false }, collation: { locale: 'en', strength: 2 } }) (partial on live accounts; an account without markedDelete is not covered: set it to false; the build fails while two live accounts under one customer share a username: rename one first)`;
+}
+
 /** updateMany cannot change a shard key field (only single-document updates with the full key can). */
 function shardKeyBlockers(moved: FieldScan[], facts: ServerFacts): Blocker[] {
   return moved
@@ -105,36 +129,34 @@ function shardKeyBlockers(moved: FieldScan[], facts: ServerFacts): Blocker[] {
 /**
  * After the migration every moved document holds the destination in its field, next to the destination's own:
  * a unique index over that field and others (users: parent + username) fails if two of them then share a key.
- * One aggregate per such index groups the documents as they will be keyed (a partial index's filter is
- * evaluated on the documents as they are now, so a merge may be refused that the server would allow).
+ * One aggregate per such index takes the documents under the destination and those moving there, makes them
+ * what the migration leaves (the plan's own re-pointing updates; merged accounts soft-deleted; converted
+ * customers as admins under the destination), then keeps those the index holds and groups them by its key as
+ * the server does:
+ * - a partial index holds the documents matching its filter, evaluated on that result (`$and` with ours: its
+ *   filter may name the moved field too);
+ * - a missing key field is indexed as null; `sparse` leaves a document out only when every key field is missing,
+ *   and the moved field is always there, so it leaves none of these out;
+ * - strings compare by the index's collation.
  */
 async function uniqueIndexBlockers(
   store: ReadStore,
   plan: Plan,
-  moved: FieldScan[],
   indexes: Record<string, IndexInfo[]>,
 ): Promise<Blocker[]> {
   const blockers: Blocker[] = [];
-  const destination = plan.destination._id;
-  for (const scanned of moved.filter((f) => f.kind === 'customer')) {
+  const joining = (f: FieldScan) =>
+    f.moves.length > 0 || (f.collection === USERS && f.field === 'parent' && convertedOf(plan).length > 0);
+  for (const scanned of plan.fields.filter((f) => f.kind === 'customer' && !f.skipped && joining(f))) {
     for (const index of indexes[scanned.collection] ?? []) {
       const keys = Object.keys(index.key);
       if (!index.unique || !keys.includes(scanned.field)) continue;
-      const others = keys.filter((key) => key !== scanned.field);
-      const values = [...scanned.moves.map((move) => move.from), ...spellings(destination)];
-      const match = {
-        ...scalarFilter(scanned.field, values),
-        ...(index.partialFilterExpression ?? {}),
-        ...(index.sparse ? Object.fromEntries(keys.map((key) => [key, { $exists: true }])) : {}),
-      };
       const pipeline = [
-        { $match: match },
+        ...afterMigration(plan, scanned),
+        ...(index.partialFilterExpression ? [{ $match: index.partialFilterExpression }] : []),
         {
           $group: {
-            _id: {
-              ...Object.fromEntries(others.map((key, i) => [`k${i}`, `$${key}`])),
-              spelling: { $type: `$${scanned.field}` },
-            },
+            _id: Object.fromEntries(keys.map((key, i) => [`k${i}`, { $ifNull: [`$${key}`, null] }])),
             n: { $sum: 1 },
           },
         },
@@ -148,7 +170,11 @@ async function uniqueIndexBlockers(
         index.collation ? { collation: index.collation } : {},
       )) {
         clashes.push(
-          others.map((key, i) => `${key}: ${JSON.stringify(group._id[`k${i}`] ?? null)}`).join(', '),
+          keys
+            .flatMap((key, i) =>
+              key === scanned.field ? [] : [`${key}: ${JSON.stringify(group._id[`k${i}`] ?? null)}`],
+            )
+            .join(', '),
         );
       }
       if (clashes.length > 0) {
@@ -160,4 +186,53 @@ async function uniqueIndexBlockers(
     }
   }
   return blockers;
+}
+
+/** Source customers that become admins under the destination (their `parent` is set to it). */
+function convertedOf(plan: Plan): ObjectId[] {
+  if (!plan.options.convertToAdmin) return [];
+  return plan.sources.filter((source) => !source.followUp).map((source) => source._id);
+}
+
+/**
+ * Stages that turn the documents of a collection under the destination, and those moving there, into what the
+ * migration leaves. The re-pointing updates are the plan's own (pipeline updates map only the values they move).
+ */
+function afterMigration(plan: Plan, scanned: FieldScan): Document[] {
+  const destination = plan.destination._id;
+  const values = [...scanned.moves.map((move) => move.from), ...spellings(destination)];
+  const users = scanned.collection === USERS;
+  const merged = users
+    ? plan.conflicts.flatMap(({ resolution }) =>
+        resolution.action === 'merge' && plan.options.mergeConflicts ? [resolution.loser] : [],
+      )
+    : [];
+  const converted = users && scanned.field === 'parent' ? convertedOf(plan) : [];
+  const updates = plan.steps
+    .filter((step) => step.collection === scanned.collection && step.moves !== undefined)
+    .flatMap((step) => step.update as Document[]);
+  const when = (ids: ObjectId[], value: unknown, otherwise: unknown) =>
+    ids.length === 0
+      ? otherwise
+      : { $cond: [{ $in: ['$_id', { $literal: ids }] }, { $literal: value }, otherwise] };
+  const stages: Document[] = [
+    {
+      $match:
+        converted.length === 0
+          ? scalarFilter(scanned.field, values)
+          : { $or: [scalarFilter(scanned.field, values), { _id: { $in: converted } }] },
+    },
+    ...updates,
+  ];
+  if (merged.length > 0 || converted.length > 0) {
+    stages.push({
+      $set: {
+        [scanned.field]: when(converted, destination, `$${scanned.field}`),
+        kind: when(converted, ADMIN_KIND, '$kind'),
+        active: when(converted, true, when(merged, false, '$active')),
+        markedDelete: when(merged, true, '$markedDelete'),
+      },
+    });
+  }
+  return stages;
 }

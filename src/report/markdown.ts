@@ -1,10 +1,11 @@
 import { showName } from '../plan/resolve.js';
-import { isBlocked } from '../plan/scan.js';
+import { isBlocked, nothingToDo } from '../plan/scan.js';
 import { describeStep } from '../transaction/apply.js';
 import {
   type CommandShape,
   commandParts,
   conflictLines,
+  nothingToDoText,
   type PlanView,
   phaseLines,
   sizeLines,
@@ -20,6 +21,7 @@ export type PlannedCommand = CommandShape;
 export function renderMarkdown(view: PlanView, command: PlannedCommand): string {
   const { plan } = view;
   const blocked = isBlocked(plan) || view.refusals.length > 0;
+  const idle = !blocked && nothingToDo(plan);
   const lines: string[] = [
     `# Customer data migration: ${plan.sources.map((s) => showName(s.username)).join(', ')} into ${showName(plan.destination.username)}`,
     '',
@@ -27,7 +29,7 @@ export function renderMarkdown(view: PlanView, command: PlannedCommand): string 
     `- Prepared: ${new Date().toISOString()} (preview; nothing was written)`,
     `- Options: ${optionText(command)}`,
     `- Plan fingerprint: \`${plan.fingerprint}\``,
-    `- Verdict: ${blocked ? '**BLOCKED**' : 'would proceed'}`,
+    `- Verdict: ${blocked ? '**BLOCKED**' : idle ? nothingToDoText(plan) : 'would proceed'}`,
     '',
     '## Customers',
     '',
@@ -63,7 +65,9 @@ export function renderMarkdown(view: PlanView, command: PlannedCommand): string 
     ),
     '',
   ];
-  if (!blocked) {
+  if (idle) {
+    lines.push('## Nothing to do', '', `${nothingToDoText(plan)}.`, '');
+  } else if (!blocked) {
     lines.push('## Actions on execute (one transaction)', '');
     plan.steps.forEach((step, index) => {
       lines.push(`${index + 1}. ${describeStep(step)}: ${step.expected} document(s)`);
@@ -89,7 +93,7 @@ export function renderMarkdown(view: PlanView, command: PlannedCommand): string 
     '',
     ...(phaseLines(view).length > 0 ? ['```', ...phaseLines(view), '```', ''] : []),
   );
-  if (!blocked) {
+  if (!blocked && !idle) {
     lines.push(
       '## Command to execute exactly this plan',
       '',

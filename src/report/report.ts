@@ -1,5 +1,6 @@
 import type { ObjectId } from 'mongodb';
 import type { Conflict, ConflictAccount } from '../plan/conflicts.js';
+import type { PriorMigration } from '../plan/prior.js';
 import { type CustomerRequest, describeKind, quoteName, showName } from '../plan/resolve.js';
 import {
   type Counts,
@@ -7,6 +8,7 @@ import {
   type FieldScan,
   isBlocked,
   type MigrationOptions,
+  nothingToDo,
   type Plan,
   type Step,
 } from '../plan/scan.js';
@@ -58,7 +60,9 @@ export function renderPlan(view: PlanView, mode: 'preview' | 'execute'): string 
   lines.push('Destination:', customerLine(plan.destination), '');
   lines.push(...referenceTable(plan), '');
   lines.push(...conflictLines(plan, mode), '');
-  if (!blocked) {
+  const idle = !blocked && nothingToDo(plan);
+  if (idle) lines.push(`${nothingToDoText(plan)}.`, '');
+  if (!blocked && !idle) {
     lines.push('Actions on execute (one transaction, journaled for verify and rollback):');
     plan.steps.forEach((step, index) => {
       lines.push(`  ${index + 1}. ${describeStep(step)}: ${step.expected} document(s)`);
@@ -85,7 +89,11 @@ export function renderPlan(view: PlanView, mode: 'preview' | 'execute'): string 
       lines.push(
         `Plan fingerprint: ${plan.fingerprint} (execute with --expect-plan ${plan.fingerprint} to run exactly this plan)`,
       );
-      lines.push('Execution would proceed.');
+      lines.push(
+        idle
+          ? 'Execution would change nothing: it would only append a noop record to the history.'
+          : 'Execution would proceed.',
+      );
     }
     lines.push('Preview only: no changes were made.');
   } else {
@@ -218,8 +226,9 @@ export function renderProgress(result: StepResult): string {
 }
 
 export function renderCompleted(record: HistoryRecord, historyFile: string): string {
+  const followUp = record.followUpOf?.length ? ` (a follow-up of ${record.followUpOf.join(', ')})` : '';
   const lines = [
-    `Migration completed in ${record.durationMs} ms: ${record.stats.documentsModified} document(s) modified, ${record.stats.mergedAccounts} account(s) merged.`,
+    `${followUp ? 'Follow-up migration' : 'Migration'} completed in ${record.durationMs} ms${followUp}: ${record.stats.documentsModified} document(s) modified, ${record.stats.mergedAccounts} account(s) merged.`,
     `Journal: ${record.journal?.documents ?? 0} re-pointed document id(s) in ${record.journal?.chunks ?? 0} chunk(s) in ${record.journal?.collection}, entry ${record.id}`,
     `History: record ${record.id} appended to ${historyFile}`,
     `Check it: node scripts/migrateCustomerData.js verify ${record.id}   Undo it: node scripts/migrateCustomerData.js rollback ${record.id} --preview`,
@@ -231,7 +240,45 @@ export function renderStragglers(stragglers: Record<string, number>): string {
   const list = Object.entries(stragglers)
     .map(([field, count]) => `${field}: ${count}`)
     .join(', ');
-  return `WARNING: after the commit, documents still reference a source (${list}): they were written while the migration ran. Run the same command again: a follow-up run moves only what was left behind.`;
+  return `WARNING: after the commit, documents still reference a source or a merged account (${list}): they were written while the migration ran. Run the same command again: a follow-up run moves only what was left behind.`;
+}
+
+/** What to do about a username two live accounts share under the destination. */
+export function clashAdvice(conflict: Conflict): string {
+  if (conflict.resolution.action === 'block') return `rename one of them (${conflict.resolution.reason})`;
+  return `rename one of them, or run the same command again with --merge-conflicts: that follow-up run merges ${conflict.incoming._id.toHexString()} into ${conflict.existing._id.toHexString()} (its references move there)`;
+}
+
+/** One line per clash, naming both accounts. */
+export function clashText(conflict: Conflict): string {
+  return `${quoteName(conflict.username)}: ${accountText(conflict.incoming)}, moved in, and ${accountText(conflict.existing)}, already there`;
+}
+
+export function renderClashes(clashes: Conflict[], destination: string): string {
+  return [
+    `WARNING: after the commit, ${clashes.length} account(s) moved under ${showName(destination)} share a username with a live account already there (created while the migration ran; usernames must be unique under a customer):`,
+    ...clashes.flatMap((conflict) => [`  ${clashText(conflict)}`, `    ${clashAdvice(conflict)}`]),
+  ].join('\n');
+}
+
+/** The earlier migrations that already moved these sources, for the operator: ids and times. */
+export function priorText(prior: PriorMigration[]): string {
+  const [first, ...later] = prior;
+  if (!first) return '';
+  const then = later.map((m) => `, then follow-up ${m.id} at ${m.startedAt.toISOString()}`).join('');
+  return `migration ${first.id} already moved these sources at ${first.startedAt.toISOString()}${then}`;
+}
+
+/**
+ * A run with nothing left to move. `meanwhile`: the migrations that committed while this run waited (its plan,
+ * made before its transaction, still had work).
+ */
+export function nothingToDoText(plan: Plan, meanwhile: PriorMigration[] = []): string {
+  if (meanwhile.length > 0) {
+    const names = meanwhile.map((m) => `${m.id} (at ${m.startedAt.toISOString()})`).join(', ');
+    return `Nothing to do: migration ${names} committed while this run waited and already moved these sources; nothing was left behind, nothing was written`;
+  }
+  return `Nothing to do: ${priorText(plan.prior)}; nothing was left behind, nothing was written`;
 }
 
 export function planJson(view: PlanView): unknown {

@@ -425,7 +425,10 @@ function pointInTimeReads({ client, role }: Connection): ReadSettings {
 export class MongoStore extends MongoReadOnlyStore implements Store {
   static override async open(uri: string, options: MongoOptions = {}): Promise<MongoStore> {
     // Outside the transaction, read what is majority-committed on the primary: the state a later reader sees.
-    return new MongoStore(await connect(uri, options), {
+    // In a causally consistent session, so that reads after a commit wait for it (see followCommit).
+    const connection = await connect(uri, options);
+    return new MongoStore(connection, {
+      session: connection.client.startSession({ causalConsistency: true }),
       readPreference: 'primary',
       readConcern: { level: 'majority' },
     });
@@ -525,8 +528,21 @@ export class MongoStore extends MongoReadOnlyStore implements Store {
     } finally {
       signal?.removeEventListener('abort', onAbort);
       await killed;
+      this.followCommit(session);
       await bounded(session.endSession(), KILL_SESSION_MS);
     }
+  }
+
+  /**
+   * The store's later reads carry afterClusterTime from the transaction's last reply (its commit): a multi-shard
+   * commit is still being applied on some shards when it returns, and reads that do not wait for it see the data
+   * as it was before (MongoDB, "Outside Reads During Commit"). The post-commit recount must not.
+   */
+  private followCommit(transaction: ClientSession): void {
+    const reads = this.reads.session;
+    if (!reads) return;
+    if (transaction.clusterTime) reads.advanceClusterTime(transaction.clusterTime);
+    if (transaction.operationTime) reads.advanceOperationTime(transaction.operationTime);
   }
 
   /**

@@ -100,6 +100,7 @@ export class Dispatcher {
       const handler = this.handler(name, connection);
       session = this.peer.sessions.resolve(name, command);
       this.checkRole(name, command);
+      if (session.waitsFor !== undefined) await this.peer.storage.applied(session.waitsFor);
       // A retried write that already ran is answered from the session's history, and still waits for its
       // write concern (and meets a fail point's writeConcernError) as mongod's retry does.
       let reply = session.retryableWrite?.previous;

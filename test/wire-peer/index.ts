@@ -35,6 +35,11 @@ export interface WirePeerOptions {
   minSnapshotHistoryWindowInSeconds?: number;
   /** The startup `storage.wiredTiger.engineConfig.configString` getCmdLineOpts reports; default none. */
   wiredTigerEngineConfigString?: string;
+  /**
+   * A committed transaction stays invisible this long to reads outside transactions that do not wait for it
+   * (no afterClusterTime, not snapshot), as a multi-shard commit still being applied; default 0.
+   */
+  commitVisibilityLagMs?: number;
 }
 
 export interface WirePeer {
@@ -90,6 +95,7 @@ export async function startWirePeer(options: WirePeerOptions = {}): Promise<Wire
     minSnapshotHistoryWindowInSeconds: options.minSnapshotHistoryWindowInSeconds ?? 300,
     transactionTooLargeForCacheThreshold: 0.75,
     wiredTigerEngineRuntimeConfig: '',
+    commitVisibilityLagMs: options.commitVisibilityLagMs ?? 0,
     startedAt: Date.now(),
   };
   const cursors = new Cursors();
@@ -101,6 +107,7 @@ export async function startWirePeer(options: WirePeerOptions = {}): Promise<Wire
       maxWireVersion: identity.maxWireVersion,
       transactionLifetimeMs: settings.transactionLifetimeLimitSeconds * 1000,
       snapshotHistoryWindowSeconds: settings.minSnapshotHistoryWindowInSeconds,
+      commitVisibilityLagMs: settings.commitVisibilityLagMs,
     }),
     (transaction) => cursors.close(transaction.cursorIds),
   );

@@ -4,6 +4,7 @@ import { describe, test } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import {
   BSON,
+  type CollationOptions,
   type Document,
   Double,
   Int32,
@@ -371,6 +372,26 @@ describe('documents and cursors', () => {
     });
   });
 
+  test('aggregate: $group keys compare with the collation (strength 2 folds case), as on a server', async () => {
+    await withPeer(async (_peer, client) => {
+      const c = client.db('db').collection<AnyDocument>('c');
+      await c.insertMany([{ k: 'SAM' }, { k: 'sam' }, { k: 'ann' }, { k: null }, {}, { k: 5 }]);
+      const groups = async (collation?: CollationOptions) =>
+        (
+          await c
+            .aggregate([{ $group: { _id: { key: { $ifNull: ['$k', null] } }, n: { $sum: 1 } } }], {
+              collation,
+            })
+            .toArray()
+        )
+          .map((group) => `${String(group._id.key)}:${group.n}`)
+          .sort();
+      assert.deepEqual(await groups(), ['5:1', 'SAM:1', 'ann:1', 'null:2', 'sam:1']);
+      assert.deepEqual(await groups({ locale: 'en', strength: 2 }), ['5:1', 'ann:1', 'null:2', 'sam:2']);
+      assert.deepEqual(await groups({ locale: 'en', strength: 3 }), await groups());
+    });
+  });
+
   test('updates: operators, pipeline, replacement, multi and upsert, with n and nModified', async () => {
     await withPeer(async (_peer, client) => {
       const c = client.db('db').collection<AnyDocument>('c');
@@ -646,6 +667,63 @@ describe('transactions', () => {
       assert.equal(await c.countDocuments(), 2);
       await session.endSession();
     });
+  });
+
+  test('a commit still being applied: plain reads see the version before it, causally consistent and snapshot reads wait for it', async () => {
+    const lagMs = 600;
+    await withPeer(
+      async (peer, client) => {
+        const c = client.db('db').collection<AnyDocument>('c');
+        await c.insertOne({ _id: 1, v: 'before' });
+        const writer = client.startSession();
+        writer.startTransaction({ readConcern: { level: 'snapshot' }, writeConcern: { w: 'majority' } });
+        await c.updateOne({ _id: 1 }, { $set: { v: 'after' } }, { session: writer });
+        await c.insertOne({ _id: 2 }, { session: writer });
+        await writer.commitTransaction();
+        const committedAt = writer.operationTime as Timestamp;
+        const started = Date.now();
+
+        assert.equal((await c.findOne({ _id: 1 }))?.v, 'before', 'a plain read does not wait');
+        assert.equal(await c.countDocuments({}, { readConcern: { level: 'majority' } }), 1);
+        await c.insertOne({ _id: 3 });
+        assert.deepEqual(
+          (await c.find({}).toArray()).map((d) => d._id),
+          [1, 3],
+          'a later plain write is seen, the commit still being applied is not',
+        );
+
+        const causal = client.startSession({ causalConsistency: true });
+        causal.advanceOperationTime(committedAt);
+        peer.clearLog();
+        const read = await c.findOne({ _id: 1 }, { session: causal, readConcern: { level: 'majority' } });
+        assert.equal(read?.v, 'after', "a read after the commit's cluster time waits for it");
+        assert.ok(Date.now() - started >= lagMs - 50, 'and it waited');
+        const [sent] = commandsOf(peer).filter((e) => e.name === 'find');
+        assert.deepEqual(sent?.readConcern, { level: 'majority', afterClusterTime: committedAt });
+        assert.equal((await c.findOne({ _id: 1 }))?.v, 'after', 'once applied, every read sees it');
+        await causal.endSession();
+        await writer.endSession();
+      },
+      { peer: { commitVisibilityLagMs: lagMs } },
+    );
+    await withPeer(
+      async (_peer, client) => {
+        const c = client.db('db').collection<AnyDocument>('c');
+        const writer = client.startSession();
+        writer.startTransaction();
+        await c.insertOne({ _id: 1 }, { session: writer });
+        await writer.commitTransaction();
+        const snapshot = client.startSession({ snapshot: true });
+        assert.equal(
+          (await c.find({}, { session: snapshot }).toArray()).length,
+          1,
+          'a snapshot read waits for the commit',
+        );
+        await snapshot.endSession();
+        await writer.endSession();
+      },
+      { peer: { commitVisibilityLagMs: lagMs } },
+    );
   });
 
   test("a transaction's open cursors close when it commits", async () => {

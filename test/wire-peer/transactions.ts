@@ -51,11 +51,13 @@ export class Transaction {
     this.timer.unref();
   }
 
-  end(state: 'committed' | 'aborted'): void {
+  /** Returns the commit's cluster time (undefined for an abort, or a commit that changed nothing). */
+  end(state: 'committed' | 'aborted'): number | undefined {
     clearTimeout(this.timer);
-    if (state === 'committed') this.writer.commit();
-    else this.writer.abort();
     this.state = state;
+    if (state === 'committed') return this.writer.commit();
+    this.writer.abort();
+    return undefined;
   }
 }
 
@@ -78,6 +80,13 @@ export interface SessionContext {
   readTs: number;
   /** readConcern snapshot outside a transaction: the reply carries atClusterTime. */
   snapshotRead: boolean;
+  /**
+   * A read outside a transaction that waits for the commits at or before this time to be applied before it
+   * runs (afterClusterTime, or a snapshot read); see Storage.applied.
+   */
+  waitsFor?: number;
+  /** A read outside a transaction at local or majority read concern: commits still being applied are hidden. */
+  hidesApplying?: boolean;
 }
 
 export interface SessionOptions {
@@ -87,6 +96,8 @@ export interface SessionOptions {
   transactionLifetimeMs: number;
   /** minSnapshotHistoryWindowInSeconds: a read at an older atClusterTime is SnapshotTooOld (239). */
   snapshotHistoryWindowSeconds: number;
+  /** How long a committed transaction stays invisible to reads that do not wait for it (0: none). */
+  commitVisibilityLagMs: number;
 }
 
 export function lsidOf(command: Document): string | undefined {
@@ -124,8 +135,10 @@ export class Sessions {
     return this.readTime(name, command);
   }
 
-  private readTime(name: string, command: Document): { readTs: number; snapshotRead: boolean } {
-    const readConcern = command.readConcern as { level?: string; atClusterTime?: Timestamp } | undefined;
+  private readTime(name: string, command: Document): SessionContext {
+    const readConcern = command.readConcern as
+      | { level?: string; atClusterTime?: Timestamp; afterClusterTime?: Timestamp }
+      | undefined;
     if (readConcern?.level !== 'snapshot') {
       if (readConcern?.atClusterTime) {
         throw new CommandError(
@@ -133,8 +146,16 @@ export class Sessions {
           'atClusterTime is only allowed with readConcern level snapshot',
         );
       }
+      // Majority reads read at the majority commit point. A causally consistent read waits for what it must
+      // see; any other read takes what is applied now.
       const majority = readConcern?.level === 'majority';
-      return { readTs: majority ? this.replication.commitPoint : this.storage.now, snapshotRead: false };
+      const after = readConcern?.afterClusterTime;
+      return {
+        readTs: majority ? this.replication.commitPoint : this.storage.now,
+        snapshotRead: false,
+        hidesApplying: true,
+        ...(after ? { waitsFor: this.storage.timeOf(after) } : {}),
+      };
     }
     if (this.options().maxWireVersion < SNAPSHOT_READS_WIRE_VERSION) {
       throw new CommandError(
@@ -149,7 +170,8 @@ export class Sessions {
         `Command ${name} does not support readConcern level snapshot`,
       );
     }
-    return { readTs: this.readAt(readConcern.atClusterTime), snapshotRead: true };
+    const readTs = this.readAt(readConcern.atClusterTime);
+    return { readTs, snapshotRead: true, waitsFor: readTs };
   }
 
   /**
@@ -318,7 +340,8 @@ export class Sessions {
   }
 
   end(transaction: Transaction, state: 'committed' | 'aborted'): void {
-    transaction.end(state);
+    const committedAt = transaction.end(state);
+    if (committedAt !== undefined) this.storage.applyLater(committedAt, this.options().commitVisibilityLagMs);
     this.onEnd(transaction);
   }
 

@@ -31,6 +31,8 @@ export interface PeerSettings {
   minSnapshotHistoryWindowInSeconds: number;
   transactionTooLargeForCacheThreshold: number;
   wiredTigerEngineRuntimeConfig: string;
+  /** A committed transaction is hidden this long from reads that do not wait for it (afterClusterTime). */
+  commitVisibilityLagMs: number;
   readonly startedAt: number;
 }
 
@@ -67,7 +69,10 @@ export function existingCollection(run: CommandRun, name: string): Collection | 
 
 /** What a read sees: its transaction's snapshot and writes, or committed data at its read time. */
 export function readView(run: CommandRun): ReadView {
-  return run.session.transaction?.writer.view ?? new ReadView(run.peer.storage, run.session.readTs);
+  return (
+    run.session.transaction?.writer.view ??
+    new ReadView(run.peer.storage, run.session.readTs, undefined, run.session.hidesApplying)
+  );
 }
 
 /** Fields every command may carry (sessions, concerns, routing); what is left are the command's own options. */
