@@ -124,7 +124,9 @@ test('engine commands per migration grow with neither N nor merges, besides the 
 });
 
 const mongo = await startMongo();
-const peer = await startWirePeer();
+// This file measures commands and memory, not time: a 100k migration through the in-process peer (which shares
+// the test's CPU) can outlive the default 60 s lifetime on a loaded machine. The limit has its own fault tests.
+const peer = await startWirePeer({ transactionLifetimeLimitSeconds: 600 });
 after(async () => {
   if ('stop' in mongo) await mongo.stop();
   await peer.close();
