@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
+import { MongoClient, type Timestamp } from 'mongodb';
 import { lastRecord } from './helpers/assertions.js';
 import { wirePeerBackend } from './helpers/backends.js';
 import { runCli, tempDir } from './helpers/cli.js';
@@ -56,7 +57,9 @@ test('execute: every read and write of the migration is in one transaction, snap
     assert.equal(entry.readConcern, undefined, `${entry.name} carries no read concern`);
   }
   const commit = transaction.at(-1);
-  assert.equal(commit?.writeConcern?.w, 'majority');
+  // The bounds the plan states: a majority waited for 90 s at most, the commit capped at 120 s.
+  assert.deepEqual(commit?.writeConcern, { w: 'majority', wtimeout: 90_000 });
+  assert.equal(commit?.maxTimeMS, 120_000);
   const inside = transaction.slice(0, -1);
   assert.ok(
     inside.every((entry) => entry.writeConcern === undefined),
@@ -80,6 +83,57 @@ test('execute: every read and write of the migration is in one transaction, snap
   assert.equal(sent.filter((entry) => entry.name === 'abortTransaction').length, 0);
 });
 
+test('after the commit: every read is majority-committed on the primary and waits for the commit (afterClusterTime)', async () => {
+  const loaded = await backend.load(demoData());
+  peer.clearLog();
+  const result = await runCli([...ARGS, ...loaded.args, '--output-file', join(dir.path, 'after.json')]);
+  assert.equal(result.code, 0, result.stderr);
+  // Nothing is written after the commit, so the peer's cluster time now is the commit's.
+  const client = await MongoClient.connect(peer.uri());
+  const committedAt = (await client.db('admin').command({ ping: 1 })).operationTime as Timestamp;
+  await client.close();
+  const sent = commandsOf(peer);
+  const commit = sent.findIndex((entry) => entry.name === 'commitTransaction');
+  const reads = sent.slice(commit + 1).filter((entry) => READS.has(entry.name));
+  assert.deepEqual(
+    [...new Set(reads.map((entry) => entry.collection))].sort(),
+    ['invoices', 'jobs', 'users'],
+    'the recount reads every mapped collection',
+  );
+  for (const entry of reads) {
+    assert.equal(entry.readConcern?.level, 'majority', `${entry.name} ${entry.collection}: majority`);
+    const after = entry.readConcern?.afterClusterTime as Timestamp | undefined;
+    assert.ok(after?.gte(committedAt), `${entry.name} ${entry.collection}: at or after the commit's time`);
+    // The driver sends no $readPreference for `primary` (any other mode would be named here).
+    assert.equal(entry.command.$readPreference, undefined, `${entry.name} ${entry.collection}: primary`);
+    assert.equal(entry.txnNumber, undefined, 'outside the transaction');
+  }
+});
+
+test('execute with nothing left to move: no transaction is opened, no write is sent', async () => {
+  const loaded = await backend.load(demoData());
+  const history = join(dir.path, 'noop.json');
+  assert.equal((await runCli([...ARGS, ...loaded.args, '--output-file', history])).code, 0);
+  peer.clearLog();
+  const again = await runCli([...ARGS, ...loaded.args, '--output-file', history]);
+  assert.equal(again.code, 0, again.stderr);
+  assert.equal(lastRecord(history).status, 'noop');
+  const sent = commandsOf(peer);
+  assert.ok(
+    sent.some((entry) => READS.has(entry.name)),
+    'it read the data',
+  );
+  assert.deepEqual(
+    sent
+      .filter(
+        (entry) =>
+          WRITES.has(entry.name) || entry.txnNumber !== undefined || entry.name.endsWith('Transaction'),
+      )
+      .map((entry) => entry.name),
+    [],
+  );
+});
+
 test('preview: no write command and no commitTransaction reach the server', async () => {
   const loaded = await backend.load(demoData());
   const before = await loaded.state();
@@ -93,7 +147,19 @@ test('preview: no write command and no commitTransaction reach the server', asyn
   );
   // One point in time: every read on one snapshot session, the first at the server's time, the others at the
   // atClusterTime it answered; no transaction at all (MongoDB 5.0+).
-  const reads = sent.filter((entry) => READS.has(entry.name));
+  // Data reads; the collections' statistics ($collStats, for the size estimate) are not data, and a server
+  // refuses them in a transaction, so they are read outside the snapshot, like listIndexes and serverStatus.
+  const statistics = sent.filter(
+    (entry) => entry.name === 'aggregate' && '$collStats' in (entry.command.pipeline?.[0] ?? {}),
+  );
+  assert.deepEqual(
+    statistics.map((entry) => [
+      entry.collection,
+      entry.lsid === undefined || entry.readConcern === undefined,
+    ]),
+    ['users', 'jobs', 'invoices', 'customer_migrations'].map((name) => [name, true]),
+  );
+  const reads = sent.filter((entry) => READS.has(entry.name) && !statistics.includes(entry));
   const [first, ...later] = reads;
   assert.ok(first);
   assert.match(first.lsid ?? '', /^[0-9a-f]{32}$/);

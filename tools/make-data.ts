@@ -108,7 +108,7 @@ async function main(argv: string[]): Promise<number> {
       ),
     );
     console.log(
-      `Rehearse: ${commandLine(migrate, { target: { kind: 'mongodb', uri }, uriOption: true, historyFile: resolve('migration_history.rehearsal.json') })}`,
+      `Rehearse: ${commandLine(migrate, { target: { kind: 'mongodb', uri }, historyFile: resolve('migration_history.rehearsal.json') })}`,
     );
     return 0;
   } catch (error) {

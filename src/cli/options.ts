@@ -342,11 +342,8 @@ function migrateCommand(raw: Record<string, unknown>, context: OptionContext): M
 }
 
 function place(raw: Record<string, unknown>, context: OptionContext): Place {
-  const fromEnvironment = raw.snapshot === undefined && raw.uri === undefined && !!context.env.MONGODB_URI;
   return {
     target: target(raw, context),
-    ...(raw.uri === undefined ? {} : { uriOption: true }),
-    ...(fromEnvironment ? { uriFromEnvironment: true } : {}),
     historyFile: historyFile(raw, context),
     json: raw.json === true,
     ...(raw.config === undefined ? {} : { configFile: resolve(context.cwd, raw.config as string) }),

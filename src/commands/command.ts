@@ -4,16 +4,12 @@ import type { StoreTarget } from '../store/types.js';
 
 /** What each command is asked to do, as the option parser hands it over. */
 
-export const HISTORY_STATUSES = ['completed', 'failed', 'rolled_back', 'unknown'] as const;
+export const HISTORY_STATUSES = ['completed', 'failed', 'rolled_back', 'unknown', 'noop'] as const;
 export type HistoryStatus = (typeof HISTORY_STATUSES)[number];
 
 /** Where a command reads and writes: the database (or snapshot), the history file, the reference map. */
 export interface Place {
   target: StoreTarget;
-  /** The URI was given with --uri; printed commands repeat it (password masked). */
-  uriOption?: boolean;
-  /** The URI came from MONGODB_URI; printed commands name the variable. */
-  uriFromEnvironment?: boolean;
   historyFile: string;
   configFile?: string;
   json: boolean;

@@ -1,22 +1,29 @@
 import createDebug from 'debug';
 import { appendHistory, checkHistoryFile, type HistoryLock, lockHistory } from '../files/history.js';
+import { recountStragglers, usernameClashes } from '../plan/after-commit.js';
 import { checkDatabase } from '../plan/database.js';
-import { resolveCustomers, type Source } from '../plan/resolve.js';
-import { isBlocked, type Plan, scalarFilter, scanMigration, spellings } from '../plan/scan.js';
-import { fieldRefs, loadReferenceMap, mappedCollections, type ReferenceMap } from '../plan/schema.js';
+import { arrivalsOf, type PriorMigration } from '../plan/prior.js';
+import { resolveCustomers } from '../plan/resolve.js';
+import { isBlocked, nothingToDo, type Plan, scanMigration } from '../plan/scan.js';
+import { loadReferenceMap, mappedCollections, type ReferenceMap } from '../plan/schema.js';
 import { assessPlan } from '../plan/server-checks.js';
 import { commandLine } from '../report/command-line.js';
 import {
+  clashRecord,
   completedRecord,
   failedRecord,
   type HistoryRecord,
   newRunId,
+  noopRecord,
   type RunFacts,
 } from '../report/record.js';
 import {
+  clashAdvice,
   duration,
+  nothingToDoText,
   type PlanView,
   planJson,
+  renderClashes,
   renderCompleted,
   renderPlan,
   renderProgress,
@@ -33,7 +40,7 @@ import {
 import type { Output } from '../shared/output.js';
 import { describeTarget } from '../store/index.js';
 import type { Store } from '../store/types.js';
-import { type Applied, applyMigration } from '../transaction/apply.js';
+import { type Applied, applyMigration, NothingToDo } from '../transaction/apply.js';
 import { commitSettled } from '../transaction/commit.js';
 import type { MigrateCommand } from './command.js';
 import type { ActionContext } from './context.js';
@@ -84,35 +91,42 @@ export async function executeMigration(
     lock = await lockHistory(command.historyFile);
     await store.assertTransactional();
     const planned = await phase(output, 'Planning', async () => {
-      const facts = await opened.inspect(mappedCollections(map));
+      const facts = await opened.inspect([...mappedCollections(map), map.journalCollection]);
       const scanned = await scanMigration(opened, customers, command.options, map, {
         id: run.id,
         now: run.startedAt,
       });
-      const assessment = await assessPlan(opened, scanned, facts);
-      return { scanned, assessment };
+      return { scanned, assessment: await assessPlan(opened, scanned, facts, map.journalCollection) };
     });
-    const { assessment } = planned;
+    const { scanned, assessment } = planned;
     plan = {
-      ...planned.scanned,
-      warnings: [...planned.scanned.warnings, ...assessment.warnings],
-      blockers: [...planned.scanned.blockers, ...assessment.blockers],
+      ...scanned,
+      warnings: [...scanned.warnings, ...assessment.warnings],
+      blockers: [...scanned.blockers, ...assessment.blockers],
     };
-    const view: PlanView = { plan, target: store.description, threshold: assessment.threshold, refusals: [] };
+    const view: PlanView = {
+      plan,
+      target: store.description,
+      size: assessment.size,
+      command,
+      refusals: [],
+    };
     output.report(renderPlan(view, 'execute'));
     if (isBlocked(plan)) throw blockedAbort(plan);
+    if (nothingToDo(plan)) return await recordNoop(command, run, view, plan, [], output);
     interruption.stopIfInterrupted();
 
-    const applied = await commit(store, command, map, run, output, context);
-    return await afterCommit(store, applied, {
-      command,
-      map,
-      run,
-      view,
-      output,
-      context,
-      sources: customers.sources,
-    });
+    let applied: Applied;
+    try {
+      applied = await commit(store, command, map, { run, plan }, output, context);
+    } catch (error) {
+      if (!(error instanceof NothingToDo)) throw error;
+      // The plan made before the transaction had work; the one made inside has none: another run committed.
+      const known = new Set(plan.prior.map((migration) => migration.id));
+      const meanwhile = error.plan.prior.filter((migration) => !known.has(migration.id));
+      return await recordNoop(command, run, { ...view, plan: error.plan }, error.plan, meanwhile, output);
+    }
+    return await afterCommit(store, applied, { command, map, run, view, output, context });
   } catch (error) {
     const failure = asMigrationError(error);
     log('failed: %O', error);
@@ -136,7 +150,6 @@ export async function executeMigration(
             planJson({
               plan: failedPlan,
               target: run.target,
-              threshold: { documents: 0, basis: '' },
               refusals: [],
             }),
         });
@@ -154,7 +167,7 @@ function commit(
   store: Store,
   command: MigrateCommand,
   map: ReferenceMap,
-  run: RunFacts,
+  { run, plan }: { run: RunFacts; plan: Plan },
   output: Output,
   context: ActionContext,
 ): Promise<Applied> {
@@ -172,9 +185,9 @@ function commit(
       phase(output, '  applying', () =>
         applyMigration(store, request, {
           signal: context.interruption.signal,
-          onPlanned: (plan, ms) =>
+          onPlanned: (planned, ms) =>
             output.progress(
-              `  plan made again inside the transaction: ${plan.fingerprint} (${duration(ms)})`,
+              `  plan made again inside the transaction: ${planned.fingerprint} (${duration(ms)})`,
             ),
           onStepStart: (step) => output.progress(renderStepStart(step)),
           onStep: (result) => output.progress(renderProgress(result)),
@@ -198,6 +211,7 @@ function commit(
       check: checkAdvice(run.id, map, command),
       output,
       interruption: context.interruption,
+      recordUnknown: (failure) => appendHistory(command.historyFile, failedRecord(run, failure, plan)),
     },
   );
 }
@@ -207,23 +221,26 @@ function checkAdvice(id: string, map: ReferenceMap, command: MigrateCommand): st
 }
 
 /**
- * Snapshot isolation does not see documents created for a source while the transaction ran: count again,
- * from the primary's majority-committed state, every field the migration moved.
+ * Nothing left to move: no transaction commits, no journal entry, no mark on the destination; a `noop` record
+ * says the run happened and which migrations had already moved its sources. Exit 0.
  */
-async function recount(
-  store: Store,
-  applied: Applied,
-  map: ReferenceMap,
-  sources: Source[],
-): Promise<Record<string, number>> {
-  const values = sources.flatMap((source) => spellings(source._id));
-  const stragglers: Record<string, number> = {};
-  for (const ref of fieldRefs(map.customerRefs, map)) {
-    if (applied.plan.options.skipInvoices && ref.invoice) continue;
-    const left = await store.count(ref.collection, scalarFilter(ref.field, values));
-    if (left > 0) stragglers[`${ref.collection}.${ref.field}`] = left;
+async function recordNoop(
+  command: MigrateCommand,
+  run: RunFacts,
+  view: PlanView,
+  plan: Plan,
+  meanwhile: PriorMigration[],
+  output: Output,
+): Promise<ExitCode> {
+  const record = noopRecord(run, plan, meanwhile.length > 0);
+  await appendHistory(command.historyFile, record);
+  const message = `${nothingToDoText(plan, meanwhile)}. Record ${record.id} (noop) appended to ${command.historyFile}`;
+  if (command.json) {
+    output.json({ mode: 'execute', status: 'noop', message, record, plan: planJson(view) });
+  } else {
+    output.report(`${message}\n`);
   }
-  return stragglers;
+  return ExitCode.ok;
 }
 
 interface Committed {
@@ -233,7 +250,6 @@ interface Committed {
   view: PlanView;
   output: Output;
   context: ActionContext;
-  sources: Source[];
 }
 
 /**
@@ -257,9 +273,10 @@ async function keepCommitted(store: Store, applied: Applied, committed: Committe
   const { command, map, run, view, output, context } = committed;
   const record = completedRecord(run, applied);
   context.interruption.onForce(() => completedStop(record));
+  // Read after the commit, at its cluster time (the store's reads wait for it), majority-committed.
   try {
     const stragglers = await phase(output, 'Counting what is left on the sources', () =>
-      recount(store, applied, map, committed.sources),
+      recountStragglers(store, applied.plan, map),
     );
     if (Object.keys(stragglers).length > 0) {
       record.stragglers = stragglers;
@@ -268,6 +285,18 @@ async function keepCommitted(store: Store, applied: Applied, committed: Committe
   } catch (error) {
     output.error(
       `WARNING: the migration committed, but the documents left on the sources could not be recounted (${errorMessage(error)}); run ${commandLine(['verify', record.id], command)}`,
+    );
+  }
+  try {
+    const { destination } = applied.plan;
+    const clashes = await usernameClashes(store, destination, arrivalsOf(applied.plan));
+    if (clashes.length > 0) {
+      record.usernameClashes = clashes.map((clash) => clashRecord(clash, clashAdvice(clash)));
+      output.error(renderClashes(clashes, destination.username));
+    }
+  } catch (error) {
+    output.error(
+      `WARNING: the migration committed, but usernames under the destination could not be checked again (${errorMessage(error)}); run ${commandLine(['verify', record.id], command)}`,
     );
   }
   await recordCommitted(command.historyFile, record, 'migration', output);

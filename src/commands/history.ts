@@ -14,6 +14,10 @@ export interface HistoryRow {
   /** For a rollback: the migration it reversed; for a migration: the rollback that reversed it. */
   rollsBack?: string;
   rolledBackBy?: string;
+  /** A follow-up run: the migrations whose stragglers it moved. */
+  followUpOf?: string[];
+  /** A `noop` run: the migrations that had already moved its sources. */
+  movedBy?: string[];
 }
 
 /** `history`: the history file as a table (or JSON rows); the guide's jq one-liners keep working on the file. */
@@ -64,7 +68,18 @@ function rowOf(
   if (record.rollsBack) row.rollsBack = record.rollsBack;
   const by = rolledBackBy.get(id);
   if (by) row.rolledBackBy = by;
+  if (record.followUpOf?.length) row.followUpOf = record.followUpOf;
+  if (record.nothingToDo) row.movedBy = record.nothingToDo.movedBy.map((migration) => migration.id);
   return row;
+}
+
+/** The last column: who rolled back what, what a follow-up followed, what a noop run found done. */
+function note(row: HistoryRow): string {
+  if (row.rolledBackBy) return row.rolledBackBy;
+  if (row.rollsBack) return `reverses ${row.rollsBack}`;
+  if (row.movedBy) return `nothing to do: moved by ${row.movedBy.join(', ')}`;
+  if (row.followUpOf) return `follow-up of ${row.followUpOf.join(', ')}`;
+  return '';
 }
 
 function isRequest(request: unknown): request is { sources: string[]; destination: string } {
@@ -80,14 +95,14 @@ function renderTable(rows: HistoryRow[], total: number, command: HistoryCommand)
     return `No ${command.status ? `${command.status} ` : ''}records in ${command.historyFile}${command.status ? ` (${total} record(s) in all)` : ''}\n`;
   }
   const table = [
-    ['id', 'time', 'status', 'sources -> destination', 'documents', 'rolled back by / reverses'],
+    ['id', 'time', 'status', 'sources -> destination', 'documents', 'rolled back by / reverses / note'],
     ...rows.map((row) => [
       row.id,
       row.time,
       row.status,
       `${row.sources} -> ${row.destination}`,
       String(row.documents),
-      row.rolledBackBy ?? (row.rollsBack ? `reverses ${row.rollsBack}` : ''),
+      note(row),
     ]),
   ];
   const widths =

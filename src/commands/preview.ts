@@ -43,12 +43,12 @@ export async function previewMigration(
     await checkDatabase(store);
     const customers = await resolveCustomers(store, command.request);
     const { scanned, assessment } = await phase(output, 'Planning', async () => {
-      const facts = await store.inspect(mappedCollections(map));
+      const facts = await store.inspect([...mappedCollections(map), map.journalCollection]);
       const scanned = await scanMigration(store, customers, command.options, map, {
         id: newRunId(),
         now: new Date(),
       });
-      return { scanned, assessment: await assessPlan(store, scanned, facts) };
+      return { scanned, assessment: await assessPlan(store, scanned, facts, map.journalCollection) };
     });
     const plan = {
       ...scanned,
@@ -58,7 +58,8 @@ export async function previewMigration(
     const view: PlanView = {
       plan,
       target: store.description,
-      threshold: assessment.threshold,
+      size: assessment.size,
+      command,
       refusals,
       cautions,
     };

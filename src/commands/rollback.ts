@@ -75,10 +75,14 @@ export async function rollbackMigration(
     const restored = await phase(output, 'Restoring in one transaction', () =>
       commitRollback(opened, command, journal, record, startedAt, output, context),
     );
-    // From here the rollback is committed: nothing may say otherwise.
+    // From here the rollback is committed: nothing may say otherwise, a forced stop included.
     try {
       Object.assign(record, { status: 'rolled_back' }, statsOf(restored));
       finish(record, startedAt);
+      context.interruption.onForce(() => ({
+        message: `the rollback COMPLETED (migration ${command.migrationId} reversed); its record could not be written in time, here it is:\n${JSON.stringify(record, null, 2)}`,
+        exitCode: ExitCode.completedUnrecorded,
+      }));
       await recordCommitted(command.historyFile, record, 'rollback', output);
     } catch (error) {
       if (error instanceof CompletedUnrecordedError) throw error;
@@ -186,6 +190,10 @@ function commitRollback(
       check: rollbackCheck(record.id, command, journal),
       output,
       interruption: context.interruption,
+      recordUnknown: async (failure) => {
+        markFailed(record, failure);
+        await appendHistory(command.historyFile, finish(record, startedAt));
+      },
     },
   );
 }

@@ -1,8 +1,11 @@
 import { type Document, ObjectId } from 'mongodb';
 import { readHistory } from '../files/history.js';
+import { usernameClashes } from '../plan/after-commit.js';
 import { checkDatabase } from '../plan/database.js';
+import { arrivalsOf } from '../plan/prior.js';
 import { type Counts, SUB_ACCOUNT_KINDS, spellings } from '../plan/scan.js';
 import { CUSTOMER_KIND, fieldRefs, loadReferenceMap, type ReferenceMap, USERS } from '../plan/schema.js';
+import { clashAdvice, clashText } from '../report/report.js';
 import { ExitCode, UsageError } from '../shared/errors.js';
 import type { Output } from '../shared/output.js';
 import { showValue } from '../shared/plain.js';
@@ -90,8 +93,24 @@ async function completedChecks(store: ReadOnlyStore, head: JournalHead, map: Ref
   checks.push(await journaledStillMoved(store, head, map));
   checks.push(...(await guideCounts(store, head, await latestFollowUp(store, head, map))));
   checks.push(...(await nothingLeft(store, head)));
+  checks.push(await usernamesUnique(store, head));
   checks.push(...(await orphans(store, head.map)));
   return checks;
+}
+
+/**
+ * No account the migration brought under the destination shares a username with another live account there:
+ * one created under the destination while the migration ran would (write skew).
+ */
+async function usernamesUnique(store: ReadOnlyStore, head: JournalHead): Promise<Check> {
+  const clashes = await usernameClashes(store, head.destination, arrivalsOf({ ...head, prior: [] }));
+  return check(
+    'usernames under the destination',
+    clashes.length === 0,
+    clashes.length === 0
+      ? `no account it moved shares a username with another live account under ${head.destination.username}`
+      : `${clashes.length} clash${clashes.length === 1 ? '' : 'es'}: ${clashes.map((c) => `${clashText(c)}: ${clashAdvice(c)}`).join('; ')}`,
+  );
 }
 
 /** Each source deactivated, or (convert-to-admin) a kind '2' admin under the destination. */

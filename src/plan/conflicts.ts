@@ -29,6 +29,11 @@ export interface Tree {
   accounts: Account[];
   /** A source already migrated into the destination: its customer document is not moved again. */
   followUp: boolean;
+  /**
+   * Accounts an earlier migration brought under the destination from this source (the customer itself when it
+   * was converted to an admin): they arrived there, so they are checked as incoming, not as the destination's.
+   */
+  arrived?: Account[];
 }
 
 /** Usernames are compared as the application compares them for uniqueness: trimmed, case-insensitive. */
@@ -67,6 +72,9 @@ export function findConflicts(destination: Tree, sources: Tree[], convertToAdmin
     // A follow-up's converted customer already sits under the destination, where it was checked.
     const incoming =
       convertToAdmin && !source.followUp ? [{ account: source.customer, converted: true }] : [];
+    for (const account of live(source.arrived ?? [])) {
+      incoming.push({ account, converted: account._id.equals(source.customer._id) });
+    }
     for (const account of live(source.accounts)) incoming.push({ account, converted: false });
     for (const { account, converted } of incoming) {
       const conflict = claim(account, source, converted);

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { BSON, type ObjectId } from 'mongodb';
 import { collect, type Document, type ReadStore, type Update } from '../store/types.js';
 import { type Conflict, findConflicts, type Tree } from './conflicts.js';
+import { finalMerges, type PriorMigration, priorMigrations } from './prior.js';
 import { ACCOUNT_PROJECTION, type Account, isDeleted, type ResolvedCustomers } from './resolve.js';
 import { ADMIN_KIND, CUSTOMER_KIND, type FieldRef, fieldRefs, type ReferenceMap, USERS } from './schema.js';
 
@@ -99,7 +100,14 @@ export interface Plan {
   sources: CustomerSummary[];
   destination: CustomerSummary;
   options: MigrationOptions;
+  /** Earlier migrations of follow-up sources into this destination (empty when no source is a follow-up). */
+  prior: PriorMigration[];
   conflicts: Conflict[];
+  /**
+   * Every account whose references this run moves to a survivor: those it merges, and those earlier runs of
+   * its follow-up sources merged (a reference written to one of them since belongs to its survivor).
+   */
+  merges: { from: ObjectId; to: ObjectId }[];
   /** Why execution would stop before writing; empty when it would proceed. */
   blockers: Blocker[];
   steps: Step[];
@@ -113,6 +121,18 @@ export interface Plan {
 
 export function isBlocked(plan: Pick<Plan, 'blockers'>): boolean {
   return plan.blockers.length > 0;
+}
+
+/**
+ * Every source was already migrated into this destination and nothing was left behind: the run would only
+ * record itself on the destination. It must not (a journal entry of nothing would block rolling back the real one).
+ */
+export function nothingToDo(plan: Pick<Plan, 'sources' | 'blockers' | 'steps'>): boolean {
+  return (
+    plan.sources.every((source) => source.followUp) &&
+    !isBlocked(plan) &&
+    plan.steps.every((step) => step.action === 'mark-destination')
+  );
 }
 
 /** The values a customer or account can be referenced by: its ObjectId, and its hex string in old documents. */
@@ -139,12 +159,18 @@ export async function scanMigration(
 ): Promise<Plan> {
   const { sources, destination } = customers;
   const trees = await readTrees(store, customers);
-  const [destinationTree, ...sourceTrees] = trees as [Tree, ...Tree[]];
-  const conflicts = findConflicts(destinationTree, sourceTrees, options.convertToAdmin);
+  const prior = await priorMigrations(
+    store,
+    map.journalCollection,
+    sources.filter((source) => source.followUp).map((source) => source._id),
+    destination._id,
+  );
+  const conflicts = findConflicts(...conflictTrees(trees, prior), options.convertToAdmin);
   const conflictBlocks =
     conflicts.length > 0 &&
     (!options.mergeConflicts || conflicts.some((c) => c.resolution.action === 'block'));
-  const merges = options.mergeConflicts && !conflictBlocks ? mergesOf(conflicts) : [];
+  const merging = options.mergeConflicts && !conflictBlocks ? mergesOf(conflicts) : [];
+  const merges = finalMerges([...prior.flatMap((migration) => migration.merges), ...merging]);
 
   const skipped = (ref: FieldRef) => options.skipInvoices && ref.invoice;
   const fields: FieldScan[] = [];
@@ -160,7 +186,7 @@ export async function scanMigration(
 
   const steps = [
     ...fields.filter((f) => f.kind === 'account').flatMap(repointStep),
-    ...markMergedStep(merges, run.now),
+    ...markMergedStep(merging, run.now),
     ...fields.filter((f) => f.kind === 'customer').flatMap(repointStep),
     ...sourceStep(customers, options, run.now),
     markDestinationStep(destination, run.id),
@@ -170,13 +196,15 @@ export async function scanMigration(
     sources: summaries.slice(1),
     destination: summaries[0] as CustomerSummary,
     options,
+    prior,
     conflicts,
+    merges,
     blockers: blockersOf(conflicts, conflictBlocks, options, fields),
     steps,
     fields,
     expectations: expectationsOf(fields, trees, options),
     estimate: { documents: steps.reduce((sum, step) => sum + step.expected, 0) },
-    warnings: warningsFor(summaries),
+    warnings: warningsFor(summaries, prior, steps),
   };
   return { ...plan, fingerprint: fingerprintOf(plan) };
 }
@@ -400,6 +428,30 @@ function markDestinationStep(destination: Account, migrationId: string): Step {
   };
 }
 
+/**
+ * The trees as the conflict check sees them: accounts earlier migrations brought under the destination from a
+ * follow-up source count as arriving from that source (a username clash with an account created under the
+ * destination since is then a conflict, resolved as any other), not as the destination's own.
+ */
+function conflictTrees(trees: Tree[], prior: PriorMigration[]): [Tree, Tree[]] {
+  const [destination, ...sources] = trees as [Tree, ...Tree[]];
+  if (prior.length === 0) return [destination, sources];
+  const cameFrom = new Map(
+    prior.flatMap((migration) => migration.arrived.map((a) => [a._id.toHexString(), a.source._id] as const)),
+  );
+  const arriving = sources.map((tree) => ({
+    ...tree,
+    arrived: tree.followUp
+      ? destination.accounts.filter((a) => cameFrom.get(a._id.toHexString())?.equals(tree.customer._id))
+      : [],
+  }));
+  const arrivedIds = new Set(arriving.flatMap((tree) => tree.arrived.map((a) => a._id.toHexString())));
+  return [
+    { ...destination, accounts: destination.accounts.filter((a) => !arrivedIds.has(a._id.toHexString())) },
+    arriving,
+  ];
+}
+
 /** The accounts under each customer, whether their parent is stored as an ObjectId or as its hex string. */
 async function readTrees(store: ReadStore, { sources, destination }: ResolvedCustomers): Promise<Tree[]> {
   const all: Account[] = [destination, ...sources];
@@ -493,7 +545,7 @@ function expectationsOf(fields: FieldScan[], trees: Tree[], options: MigrationOp
   };
 }
 
-function warningsFor(summaries: CustomerSummary[]): string[] {
+function warningsFor(summaries: CustomerSummary[], prior: PriorMigration[], steps: Step[]): string[] {
   const [destination, ...sources] = summaries as [CustomerSummary, ...CustomerSummary[]];
   const warnings: string[] = [];
   if (!destination.active) {
@@ -504,9 +556,13 @@ function warningsFor(summaries: CustomerSummary[]): string[] {
   for (const source of sources.filter((s) => !s.active && !s.followUp)) {
     warnings.push(`Source ${source.username} is already inactive (active: false)`);
   }
-  for (const source of sources.filter((s) => s.followUp)) {
+  // A follow-up happens only when something was left behind; otherwise there is nothing to do (nothingToDo).
+  const work = steps.some((step) => step.action !== 'mark-destination');
+  for (const source of sources.filter((s) => s.followUp && work)) {
+    const earlier = prior.filter((migration) => migration.sources.some((s) => s._id.equals(source._id)));
+    const by = earlier.map((m) => `${m.id} at ${m.startedAt.toISOString()}`).join(', then ');
     warnings.push(
-      `Source ${source.username} was already migrated into ${destination.username}: this follow-up run moves only what was left behind`,
+      `Source ${source.username} was already migrated into ${destination.username}${by ? ` (migration ${by})` : ''}: this follow-up run moves only what was left behind`,
     );
   }
   return warnings;

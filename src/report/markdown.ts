@@ -1,14 +1,18 @@
-import { type CustomerRequest, showName } from '../plan/resolve.js';
-import { isBlocked, type MigrationOptions } from '../plan/scan.js';
+import { showName } from '../plan/resolve.js';
+import { isBlocked, nothingToDo } from '../plan/scan.js';
 import { describeStep } from '../transaction/apply.js';
-import { type CommandPlace, commandLine, passwordNote, shellWord } from './command-line.js';
-import { conflictLines, type PlanView } from './report.js';
+import {
+  type CommandShape,
+  conflictLines,
+  migrateCommand,
+  nothingToDoText,
+  type PlanView,
+  phaseLines,
+  sizeLines,
+} from './report.js';
 
 /** What the Markdown needs of the command: enough to print the one that executes exactly this plan. */
-export interface PlannedCommand extends CommandPlace {
-  request: CustomerRequest;
-  options: MigrationOptions;
-}
+export type PlannedCommand = CommandShape;
 
 /**
  * The preview as Markdown, for the maintenance window's change ticket: what moves, what clashes and how it is
@@ -17,6 +21,7 @@ export interface PlannedCommand extends CommandPlace {
 export function renderMarkdown(view: PlanView, command: PlannedCommand): string {
   const { plan } = view;
   const blocked = isBlocked(plan) || view.refusals.length > 0;
+  const idle = !blocked && nothingToDo(plan);
   const lines: string[] = [
     `# Customer data migration: ${plan.sources.map((s) => showName(s.username)).join(', ')} into ${showName(plan.destination.username)}`,
     '',
@@ -24,7 +29,7 @@ export function renderMarkdown(view: PlanView, command: PlannedCommand): string 
     `- Prepared: ${new Date().toISOString()} (preview; nothing was written)`,
     `- Options: ${optionText(command)}`,
     `- Plan fingerprint: \`${plan.fingerprint}\``,
-    `- Verdict: ${blocked ? '**BLOCKED**' : 'would proceed'}`,
+    `- Verdict: ${blocked ? '**BLOCKED**' : idle ? nothingToDoText(plan) : 'would proceed'}`,
     '',
     '## Customers',
     '',
@@ -60,7 +65,9 @@ export function renderMarkdown(view: PlanView, command: PlannedCommand): string 
     ),
     '',
   ];
-  if (!blocked) {
+  if (idle) {
+    lines.push('## Nothing to do', '', `${nothingToDoText(plan)}.`, '');
+  } else if (!blocked) {
     lines.push('## Actions on execute (one transaction)', '');
     plan.steps.forEach((step, index) => {
       lines.push(`${index + 1}. ${describeStep(step)}: ${step.expected} document(s)`);
@@ -81,12 +88,13 @@ export function renderMarkdown(view: PlanView, command: PlannedCommand): string 
   lines.push(
     '## Size and warnings',
     '',
-    `- ${plan.estimate.documents} document(s) modified in one transaction (warning above ${view.threshold.documents}: ${view.threshold.basis})`,
+    ...(view.size ? ['```', ...sizeLines(view), '```', ''] : []),
     ...plan.warnings.map((warning) => `- WARNING: ${warning}`),
     ...(view.cautions ?? []).map((caution) => `- BEFORE EXECUTING: ${caution}`),
     '',
+    ...(phaseLines(view).length > 0 ? ['```', ...phaseLines(view), '```', ''] : []),
   );
-  if (!blocked) {
+  if (!blocked && !idle) {
     lines.push(
       '## Command to execute exactly this plan',
       '',
@@ -112,14 +120,8 @@ function optionText(command: PlannedCommand): string {
   return flags.length === 0 ? 'none' : flags.join(' ');
 }
 
-/** The command as typed, plus --expect-plan, on the same target (a URI given with --uri has its password masked). */
+/** The command as typed, plus --expect-plan; a URI holding a password is read from MONGODB_URI, never printed. */
 function executeCommand(command: PlannedCommand, fingerprint: string): string {
-  const words = [
-    `--sources ${shellWord(command.request.sources.join(','))}`,
-    `--destination ${shellWord(command.request.destination)}`,
-    optionText(command) === 'none' ? '' : optionText(command),
-    `--expect-plan ${fingerprint}`,
-  ];
-  const note = passwordNote(command);
-  return `${note ? `# ${note}\n` : ''}${commandLine(words, command, 'lines')}`;
+  const { parts, note } = migrateCommand(command, command.request.sources);
+  return `${note ? `# ${note}\n` : ''}${[...parts, `--expect-plan ${fingerprint}`].join(' \\\n  ')}`;
 }

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { Conflict } from '../plan/conflicts.js';
 import type { CustomerRequest } from '../plan/resolve.js';
 import type { MigrationOptions, Plan } from '../plan/scan.js';
 import { ExitCode, type MigrationError } from '../shared/errors.js';
@@ -6,7 +7,7 @@ import { canonical, plain } from '../shared/plain.js';
 import type { Document, UpdateResult } from '../store/types.js';
 import { type Applied, describeStep, survivorOf } from '../transaction/apply.js';
 
-export type RecordStatus = 'completed' | 'failed' | 'rolled_back' | 'unknown';
+export type RecordStatus = 'completed' | 'failed' | 'rolled_back' | 'unknown' | 'noop';
 
 /**
  * One history record per execution: plain JSON for jq (hex ids, ISO dates), except the documents kept for
@@ -39,14 +40,51 @@ export interface HistoryRecord {
     errors: string[];
   };
   journal?: { collection: string; chunks: number; documents: number };
-  /** Documents still referencing a source after the commit (written concurrently): a follow-up run moves them. */
+  /**
+   * Documents still referencing a source or a merged account after the commit (written concurrently): a follow-up
+   * run moves them.
+   */
   stragglers?: Record<string, number>;
+  /** Usernames two live accounts share under the destination after the commit (written concurrently). */
+  usernameClashes?: UsernameClash[];
+  /** A follow-up run: the earlier migrations of its sources into this destination. */
+  followUpOf?: string[];
+  /** A `noop` run: the migrations that had already moved its sources, and whether one committed while it waited. */
+  nothingToDo?: { movedBy: { id: string; startedAt: string }[]; committedMeanwhile: boolean };
   conflicts: unknown[];
   mergedAccounts: { before: unknown; survivor: string }[];
   convertedCustomers: { before: unknown }[];
   error?: { message: string; exitCode: number; kind: string };
   /** For an unknown outcome: how to find out what happened. */
   check?: string;
+}
+
+export interface UsernameClash {
+  username: string;
+  /** The account the migration brought under the destination. */
+  moved: { id: string; username: string; kind: string; from: string };
+  /** The live account already under the destination with the same username. */
+  existing: { id: string; username: string; kind: string };
+  whatToDo: string;
+}
+
+export function clashRecord(conflict: Conflict, whatToDo: string): UsernameClash {
+  const { incoming, existing } = conflict;
+  return {
+    username: conflict.username,
+    moved: {
+      id: incoming._id.toHexString(),
+      username: incoming.username,
+      kind: String(plain(incoming.kind)),
+      from: incoming.owner.username,
+    },
+    existing: {
+      id: existing._id.toHexString(),
+      username: existing.username,
+      kind: String(plain(existing.kind)),
+    },
+    whatToDo,
+  };
 }
 
 export interface RunFacts {
@@ -103,6 +141,20 @@ export function completedRecord(run: RunFacts, applied: Applied): HistoryRecord 
     .filter((account) => account.role === 'converted')
     .map(({ before }) => ({ before: masked(before) }));
   record.journal = applied.journal;
+  if (applied.plan.prior.length > 0) record.followUpOf = applied.plan.prior.map((migration) => migration.id);
+  return finish(record, run.startedAt);
+}
+
+/** A run that found nothing left to move: no journal entry, no change, only this record. */
+export function noopRecord(run: RunFacts, plan: Plan, committedMeanwhile: boolean): HistoryRecord {
+  const record = baseRecord(run, 'noop', plan);
+  record.nothingToDo = {
+    movedBy: plan.prior.map((migration) => ({
+      id: migration.id,
+      startedAt: migration.startedAt.toISOString(),
+    })),
+    committedMeanwhile,
+  };
   return finish(record, run.startedAt);
 }
 

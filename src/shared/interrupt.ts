@@ -10,6 +10,8 @@ import { ExitCode, InterruptedError } from './errors.js';
 export interface ForcedStop {
   message: string;
   exitCode: number;
+  /** What must still be written before the process ends (the record of an unknown outcome); bounded. */
+  beforeExit?: () => Promise<void>;
 }
 
 export interface Interruption {
@@ -23,6 +25,8 @@ export interface Interruption {
 
 const SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 const GRACE_MS = 20_000;
+/** A forced stop still writes what it must (a history record), but never waits longer than this for it. */
+const BEFORE_EXIT_MS = 5_000;
 
 /** Where signals arrive from: the process, or a test's own emitter. */
 export interface SignalSource {
@@ -51,10 +55,17 @@ export function watchSignals(
     exitCode: 1,
   });
   let timer: NodeJS.Timeout | undefined;
+  let forced = false;
   const forceNow = () => {
+    if (forced) return;
+    forced = true;
     const stop = describe();
     report(`Forced to stop: ${stop.message}`);
-    force(stop);
+    if (!stop.beforeExit) {
+      force(stop);
+      return;
+    }
+    void lastWrite(stop.beforeExit, report).then(() => force(stop));
   };
   const onSignal = (signal: NodeJS.Signals) => {
     if (readOnly !== undefined) {
@@ -91,4 +102,19 @@ export function watchSignals(
       for (const name of SIGNALS) source.off(name, onSignal);
     },
   };
+}
+
+/** Runs the forced stop's last write, at most BEFORE_EXIT_MS, saying so when it fails. */
+async function lastWrite(write: () => Promise<void>, report: (line: string) => void): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const limit = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`not done within ${BEFORE_EXIT_MS / 1000} s`)), BEFORE_EXIT_MS);
+  });
+  try {
+    await Promise.race([write(), limit]);
+  } catch (error) {
+    report(`The record could not be written (${error instanceof Error ? error.message : String(error)})`);
+  } finally {
+    clearTimeout(timer);
+  }
 }

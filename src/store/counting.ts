@@ -43,7 +43,7 @@ export function countingStore(store: Store): { store: Store; counts(): StoreCoun
     ...readOnly(store),
     assertTransactional: () => store.assertTransactional(),
     ensureCollections: (names) => store.ensureCollections(names),
-    settle: (collection, id, fence) => store.settle(collection, id, fence),
+    settle: (collection, id, fence, options) => store.settle(collection, id, fence, options),
     transaction: (work, options) => store.transaction((tx) => work(writes(tx)), options),
   };
   return { store: counted, counts };

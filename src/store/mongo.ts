@@ -11,7 +11,6 @@ import {
   MongoClient,
   MongoError,
   MongoErrorLabel,
-  MongoNetworkError,
   MongoServerSelectionError,
   MongoWriteConcernError,
   type ReadConcernLike,
@@ -28,11 +27,16 @@ import {
 import { redactText, redactUri } from '../shared/secrets.js';
 import type {
   AggregateOptions,
+  CacheFacts,
+  CollectionSize,
+  CommitLimits,
   Document,
   FindOptions,
   IndexInfo,
   ReadOnlyStore,
   ServerFacts,
+  Settled,
+  SettleOptions,
   Store,
   TransactionOptions,
   TransactionStore,
@@ -44,23 +48,54 @@ const logCommands = createDebug('agm:mongo_enhanced');
 const log = createDebug('agm:migrate-customer-data');
 
 const DEFAULT_DATABASE = 'agmission';
+/** The driver's appName unless the URI gives one. */
+const APP_NAME = 'agm-migrate-customer-data';
 /**
  * The first contact is bounded tightly so that a wrong host fails fast; once connected, operations wait up to
  * the driver's 30 s for a server, which covers a replica-set election (about 10 s or more).
  */
 const FIRST_CONTACT_MS = 5_000;
 const OPERATION_SERVER_SELECTION_MS = 30_000;
-/** Bounds the commit alone; the work is bounded by the server's transactionLifetimeLimitSeconds. */
-const MAX_COMMIT_TIME_MS = 30_000;
 /**
- * withTransaction re-runs the work on transient errors for up to 120 s, and an oversized transaction often
- * fails with WriteConflict (transient) rather than TransactionTooLargeForCache: three attempts are enough for
- * a passing conflict, and stop a transaction that cannot fit from holding its locks for minutes.
+ * A transaction re-runs on transient errors, and an oversized transaction often fails with WriteConflict
+ * (transient) rather than TransactionTooLargeForCache: three attempts are enough for a passing conflict, and
+ * stop a transaction that cannot fit from holding its locks for minutes (withTransaction alone retries 120 s).
  */
 const MAX_TRANSACTION_ATTEMPTS = 3;
-/** A killSessions sent on an interruption must not keep the operator waiting. */
+/** A killSessions or abort sent on an interruption must not keep the operator waiting. */
 const KILL_SESSION_MS = 5_000;
-const SETTLE_ATTEMPTS = 5;
+/** Below this, a settle attempt would be too short to learn anything: the bound is reached. */
+const MIN_WAIT_MS = 50;
+
+/** How long committing, and settling a commit whose answer was lost, may take. */
+export interface MongoLimits extends CommitLimits {
+  /** One fence insert: its w:majority wtimeout and maxTimeMS. */
+  fenceWaitMs: number;
+  /** One confirming read on the primary (maxTimeMS). */
+  confirmMs: number;
+  /** Added to a server-side bound for the client's own limit, for a server that does not answer at all. */
+  clientGraceMs: number;
+  /** The pause between two settle attempts. */
+  pauseMs: number;
+}
+
+/**
+ * Sized for a large commit with a lagging secondary: a commit writes the transaction's oplog entries (up to
+ * 60 s of work), and a majority must then apply them, behind whatever lag a secondary already has. The
+ * commit waits up to 90 s for that majority (w: majority, wtimeout), within its own 120 s cap (maxCommitTimeMS,
+ * which also bounds that wait on the server: past it the answer is a MaxTimeMSExpired write-concern error, and
+ * the driver does not retry it). Settling an unknown commit then takes at most 120 s more, each fence waiting
+ * at most 30 s for a majority.
+ */
+export const DEFAULT_LIMITS: MongoLimits = {
+  commitMs: 120_000,
+  majorityWaitMs: 90_000,
+  settleMs: 120_000,
+  fenceWaitMs: 30_000,
+  confirmMs: 10_000,
+  clientGraceMs: 5_000,
+  pauseMs: 2_000,
+};
 
 export interface MongoOptions {
   /** Called once for every command sent to the server (including getMore, commit and retries). */
@@ -70,6 +105,8 @@ export interface MongoOptions {
    * read-only snapshot transaction before that.
    */
   pointInTime?: boolean;
+  /** Shorter bounds for tests; DEFAULT_LIMITS otherwise. */
+  limits?: Partial<MongoLimits>;
 }
 
 /** What hello (or isMaster, before 4.2.10) says about the server. */
@@ -141,6 +178,7 @@ interface Connection {
   db: Db;
   description: string;
   role: ServerRole;
+  limits: MongoLimits;
 }
 
 export class MongoReadOnlyStore extends MongoReads implements ReadOnlyStore {
@@ -197,10 +235,21 @@ export class MongoReadOnlyStore extends MongoReads implements ReadOnlyStore {
     return collections.map((collection) => collection.name).filter((name) => !name.startsWith('system.'));
   }
 
-  /** Outside any transaction: listIndexes is not allowed inside one. */
+  /**
+   * Outside any transaction (listIndexes and $collStats are not allowed inside one). Each fact the server
+   * does not give (a user without clusterMonitor, a mongos that has no cache of its own) is said, not guessed.
+   */
   async inspect(collections: string[]): Promise<ServerFacts> {
-    const facts: ServerFacts = { indexes: {}, shardKeys: {}, unknown: [] };
+    const { limits } = this.connection;
+    const facts: ServerFacts = {
+      indexes: {},
+      shardKeys: {},
+      sizes: {},
+      commit: { commitMs: limits.commitMs, majorityWaitMs: limits.majorityWaitMs, settleMs: limits.settleMs },
+      unknown: [],
+    };
     const indexes = facts.indexes as Record<string, IndexInfo[]>;
+    const sizes = facts.sizes as Record<string, CollectionSize>;
     for (const name of collections) {
       try {
         indexes[name] = (await this.db.collection(name).listIndexes().toArray()) as IndexInfo[];
@@ -208,9 +257,42 @@ export class MongoReadOnlyStore extends MongoReads implements ReadOnlyStore {
         if (codeOf(error) === 26) indexes[name] = [];
         else facts.unknown.push(`indexes of ${name} (${firstLine(errorMessage(error))})`);
       }
+      try {
+        sizes[name] = await this.collectionSize(name);
+      } catch (error) {
+        facts.unknown.push(`the size of ${name} ($collStats: ${firstLine(errorMessage(error))})`);
+      }
     }
-    if (this.connection.role.kind === 'mongos') {
-      const namespaces = collections.map((name) => `${this.db.databaseName}.${name}`);
+    if (this.connection.role.kind === 'mongos') await this.readShardKeys(collections, facts);
+    const parameters = await this.readParameters(facts);
+    await this.readCache(facts, parameters);
+    return facts;
+  }
+
+  /** $collStats (one document per shard on mongos); a collection that does not exist is empty. */
+  private async collectionSize(name: string): Promise<CollectionSize> {
+    const size: CollectionSize = { count: 0, avgObjSize: 0, indexSizes: {} };
+    let bytes = 0;
+    try {
+      const stats = this.db.collection(name).aggregate([{ $collStats: { storageStats: {} } }]);
+      for await (const { storageStats } of stats) {
+        size.count += Number(storageStats?.count ?? 0);
+        bytes += Number(storageStats?.size ?? 0);
+        for (const [index, indexBytes] of Object.entries(storageStats?.indexSizes ?? {})) {
+          size.indexSizes[index] = (size.indexSizes[index] ?? 0) + Number(indexBytes);
+        }
+      }
+    } catch (error) {
+      if (codeOf(error) !== 26) throw error;
+    }
+    size.avgObjSize = size.count > 0 ? bytes / size.count : 0;
+    return size;
+  }
+
+  /** A user who may not read config.collections gets a warning that these checks were skipped, not an error. */
+  private async readShardKeys(collections: string[], facts: ServerFacts): Promise<void> {
+    const namespaces = collections.map((name) => `${this.db.databaseName}.${name}`);
+    try {
       const sharded = this.connection.client
         .db('config')
         .collection('collections')
@@ -218,16 +300,94 @@ export class MongoReadOnlyStore extends MongoReads implements ReadOnlyStore {
       for await (const entry of sharded) {
         facts.shardKeys[String(entry._id).slice(this.db.databaseName.length + 1)] = entry.key;
       }
-    }
-    try {
-      const status = await this.db.admin().command({ serverStatus: 1 });
-      const bytes = status.wiredTiger?.cache?.['maximum bytes configured'];
-      if (typeof bytes === 'number' && bytes > 0) facts.cacheBytes = bytes;
-      else facts.unknown.push('WiredTiger cache size (serverStatus does not report it)');
     } catch (error) {
-      facts.unknown.push(`WiredTiger cache size (serverStatus: ${firstLine(errorMessage(error))})`);
+      facts.unknown.push(
+        `the shard keys (config.collections: ${firstLine(errorMessage(error))}), so the shard-key checks (reference fields, the journal collection) were skipped`,
+      );
     }
-    return facts;
+  }
+
+  /** serverStatus: the cache and what the workload has dirtied; the triggers from the WiredTiger configuration. */
+  private async readCache(facts: ServerFacts, parameters: Document): Promise<void> {
+    let cache: Document | undefined;
+    try {
+      cache = (await this.db.admin().command({ serverStatus: 1 })).wiredTiger?.cache;
+    } catch (error) {
+      facts.unknown.push(`the WiredTiger cache (serverStatus: ${firstLine(errorMessage(error))})`);
+      return;
+    }
+    const sizeBytes = cache?.['maximum bytes configured'];
+    if (typeof sizeBytes !== 'number' || sizeBytes <= 0) {
+      const why =
+        this.connection.role.kind === 'mongos'
+          ? 'a mongos has no cache of its own: the shards have'
+          : 'serverStatus does not report it';
+      facts.unknown.push(`the WiredTiger cache (${why})`);
+      return;
+    }
+    const reported = (field: string) => (typeof cache?.[field] === 'number' ? cache[field] : undefined);
+    const dirtyBytes = reported('tracked dirty bytes in the cache');
+    const updatesBytes = reported('bytes allocated for updates');
+    facts.cache = {
+      sizeBytes,
+      ...(dirtyBytes === undefined ? {} : { dirtyBytes }),
+      ...(updatesBytes === undefined ? {} : { updatesBytes }),
+      ...(await this.evictionTriggers(parameters.wiredTigerEngineRuntimeConfig)),
+    };
+  }
+
+  /**
+   * eviction_dirty_trigger (default 20) and eviction_updates_trigger (default 0: half the dirty trigger), as set
+   * at run time (wiredTigerEngineRuntimeConfig) or at startup (storage.wiredTiger.engineConfig.configString).
+   */
+  private async evictionTriggers(
+    runtime: unknown,
+  ): Promise<Pick<CacheFacts, 'dirtyTrigger' | 'updatesTrigger' | 'triggerSource'>> {
+    const startup = await this.db
+      .admin()
+      .command({ getCmdLineOpts: 1 })
+      .then((options) => options.parsed?.storage?.wiredTiger?.engineConfig?.configString)
+      .catch(() => undefined);
+    const triggers = { dirtyTrigger: 20, updatesTrigger: 0, triggerSource: "WiredTiger's defaults" };
+    // The runtime configuration is applied over the startup one.
+    for (const [source, config] of [
+      ['the startup configString', startup],
+      ['wiredTigerEngineRuntimeConfig', runtime],
+    ] as const) {
+      if (typeof config !== 'string') continue;
+      const dirty = configNumber(config, 'eviction_dirty_trigger');
+      const updates = configNumber(config, 'eviction_updates_trigger');
+      if (dirty !== undefined) triggers.dirtyTrigger = dirty;
+      if (updates !== undefined) triggers.updatesTrigger = updates;
+      if (dirty !== undefined || updates !== undefined) triggers.triggerSource = `${source} "${config}"`;
+    }
+    return triggers;
+  }
+
+  /** The limits that are server parameters (a mongos has none of them: they are its shards'). */
+  private async readParameters(facts: ServerFacts): Promise<Document> {
+    let parameters: Document;
+    try {
+      parameters = await this.db.admin().command({ getParameter: '*' });
+    } catch (error) {
+      facts.unknown.push(
+        `the server's transaction limits (getParameter: ${firstLine(errorMessage(error))}), so 60 s is assumed for transactionLifetimeLimitSeconds`,
+      );
+      return {};
+    }
+    const number = (name: string) => (typeof parameters[name] === 'number' ? parameters[name] : undefined);
+    const lifetime = number('transactionLifetimeLimitSeconds');
+    if (lifetime !== undefined) facts.transactionLifetimeSeconds = lifetime;
+    else {
+      facts.unknown.push(
+        `transactionLifetimeLimitSeconds (${this.connection.role.kind === 'mongos' ? "it is the shards' parameter, not the mongos's" : 'getParameter does not report it'}), so its default of 60 s is assumed`,
+      );
+    }
+    const threshold = number('transactionTooLargeForCacheThreshold');
+    if (threshold !== undefined) facts.tooLargeForCacheThreshold = threshold;
+    const window = number('minSnapshotHistoryWindowInSeconds');
+    if (window !== undefined) facts.snapshotWindowSeconds = window;
+    return parameters;
   }
 
   async close(): Promise<void> {
@@ -265,7 +425,10 @@ function pointInTimeReads({ client, role }: Connection): ReadSettings {
 export class MongoStore extends MongoReadOnlyStore implements Store {
   static override async open(uri: string, options: MongoOptions = {}): Promise<MongoStore> {
     // Outside the transaction, read what is majority-committed on the primary: the state a later reader sees.
-    return new MongoStore(await connect(uri, options), {
+    // In a causally consistent session, so that reads after a commit wait for it (see followCommit).
+    const connection = await connect(uri, options);
+    return new MongoStore(connection, {
+      session: connection.client.startSession({ causalConsistency: true }),
       readPreference: 'primary',
       readConcern: { level: 'majority' },
     });
@@ -300,108 +463,227 @@ export class MongoStore extends MongoReadOnlyStore implements Store {
     }
   }
 
+  /**
+   * The work runs in a transaction, again on transient errors (at most 3 attempts), and is committed once:
+   * a commit whose answer is lost is not retried blindly (the driver retries one dropped connection itself)
+   * but reported as unknown, for settle(). A stop requested while the work runs is honoured right before the
+   * commit would be sent: the transaction is aborted and killed on the server, and that is awaited.
+   */
   async transaction<T>(
     work: (tx: TransactionStore) => Promise<T>,
     options: TransactionOptions = {},
   ): Promise<T> {
     const { signal } = options;
+    const { limits } = this.connection;
     const session = this.connection.client.startSession();
-    const state = {
-      attempts: 0,
-      finished: false,
-      result: undefined as T | undefined,
-      lastError: undefined as unknown,
-    };
+    let committing = false;
+    let killed: Promise<void> | undefined;
     // An interrupted run must not leave its transaction holding locks until the server's lifetime limit.
     const onAbort = () => {
-      if (!state.finished) void this.killSession(session);
+      if (!committing) killed ??= this.killSession(session);
     };
     signal?.addEventListener('abort', onAbort, { once: true });
+    let lastError: unknown;
     try {
-      return await session.withTransaction(
-        async () => {
-          state.attempts += 1;
-          state.finished = false;
-          if (signal?.aborted) throw interruption(signal);
-          if (state.attempts > MAX_TRANSACTION_ATTEMPTS) throw gaveUp(state.attempts - 1, state.lastError);
-          if (state.attempts > 1) options.onRetry?.(state.attempts);
-          try {
-            state.result = await work(new MongoTransaction(this.db, { session }));
-          } catch (error) {
-            if (signal?.aborted) throw interruption(signal);
-            state.lastError = error;
-            throw error;
-          }
-          state.finished = true;
-          options.onCommit?.();
-          return state.result;
-        },
-        {
+      for (let attempt = 1; ; attempt += 1) {
+        if (signal?.aborted) throw interruption(signal);
+        if (attempt > MAX_TRANSACTION_ATTEMPTS) throw gaveUp(attempt - 1, lastError);
+        if (attempt > 1) options.onRetry?.(attempt);
+        session.startTransaction({
           readConcern: { level: 'snapshot' },
-          writeConcern: { w: 'majority' },
+          writeConcern: { w: 'majority', wtimeoutMS: limits.majorityWaitMs },
           readPreference: 'primary',
-          maxCommitTimeMS: MAX_COMMIT_TIME_MS,
-        },
-      );
-    } catch (error) {
-      if (state.finished && !provenNotCommitted(error)) {
-        throw new CommitUnknownError(
-          `The commit was sent to ${this.description} but its outcome is unknown (${firstLine(errorMessage(error))})`,
-          state.result,
-          { cause: error },
-        );
+          maxCommitTimeMS: limits.commitMs,
+        });
+        let result: T;
+        try {
+          result = await work(new MongoTransaction(this.db, { session }));
+          // The last safe point: nothing is awaited between this check and sending the commit.
+          if (signal?.aborted) throw interruption(signal);
+        } catch (error) {
+          await bounded(session.abortTransaction(), KILL_SESSION_MS);
+          await killed;
+          if (signal?.aborted) throw interruption(signal);
+          if (!isTransientTransactionError(error)) throw explainMongoError(error, this.description);
+          lastError = error;
+          continue;
+        }
+        committing = true;
+        options.onCommit?.();
+        try {
+          await session.commitTransaction();
+          return result;
+        } catch (error) {
+          if (!provenNotCommitted(error)) {
+            throw new CommitUnknownError(
+              `The commit was sent to ${this.description} but its outcome is unknown (${firstLine(errorMessage(error))})`,
+              result,
+              { cause: error },
+            );
+          }
+          committing = false;
+          lastError = error;
+        }
       }
-      throw explainMongoError(error, this.description);
     } finally {
       signal?.removeEventListener('abort', onAbort);
-      await session.endSession().catch(() => {});
+      await killed;
+      this.followCommit(session);
+      await bounded(session.endSession(), KILL_SESSION_MS);
     }
   }
 
   /**
-   * Settles an unknown commit for good: insert a fence with the journal entry's own _id. If the insert succeeds,
-   * the transaction did not commit and never can (its insert of that _id would now fail); if it hits a
-   * duplicate key, the transaction committed, and a majority read on the primary then confirms it is durable.
+   * The store's later reads carry afterClusterTime from the transaction's last reply (its commit): a multi-shard
+   * commit is still being applied on some shards when it returns, and reads that do not wait for it see the data
+   * as it was before (MongoDB, "Outside Reads During Commit"). The post-commit recount must not.
    */
-  async settle(collection: string, id: string, fence: Document): Promise<'committed' | 'not-committed'> {
+  private followCommit(transaction: ClientSession): void {
+    const reads = this.reads.session;
+    if (!reads) return;
+    if (transaction.clusterTime) reads.advanceClusterTime(transaction.clusterTime);
+    if (transaction.operationTime) reads.advanceOperationTime(transaction.operationTime);
+  }
+
+  /**
+   * Settles an unknown commit for good: insert a fence with the journal entry's own _id (w: majority). If it
+   * lands, the transaction did not commit and never can (its insert of that _id would now fail). Otherwise a
+   * majority read on the primary decides: the run's journal document means it committed, the fence (an earlier
+   * attempt of ours that landed) means it did not, nothing yet means ask again. Every attempt is bounded on the
+   * server (wtimeout, maxTimeMS) and in the client, and says what it does; all of them together take at most
+   * `settleMs`, after which the outcome stays unknown.
+   */
+  async settle(collection: string, id: string, fence: Document, options: SettleOptions): Promise<Settled> {
+    const { limits } = this.connection;
+    const { report, signal } = options;
     const journal = this.db.collection<{ _id: string; type?: string }>(collection);
+    const deadline = Date.now() + limits.settleMs;
+    report(
+      `  settling: a fence (journal ${id} written as type "fence", w: majority), then a majority read on the primary; at most ${seconds(limits.settleMs)} in all`,
+    );
+    let last = 'no attempt finished';
+    // Every wait, the client's own limits included, fits in what is left of the one bound.
+    const budget = () => deadline - Date.now() - limits.clientGraceMs;
+    const halfGrace = Math.floor(limits.clientGraceMs / 2);
     for (let attempt = 1; ; attempt += 1) {
+      if (budget() < MIN_WAIT_MS) {
+        throw new RuntimeError(`no answer within ${seconds(limits.settleMs)} (last: ${last})`);
+      }
+      const wait = Math.min(limits.fenceWaitMs, budget());
+      report(`  attempt ${attempt}: writing the fence (waits at most ${seconds(wait)} for a majority)`);
+      let look = false;
       try {
-        await journal.insertOne({ ...fence, _id: id }, { writeConcern: { w: 'majority' } });
+        // maxTimeMS a little above the wtimeout: a majority that does not come answers WriteConcernFailed.
+        await withinLimit(
+          journal.insertOne(
+            { ...fence, _id: id },
+            { writeConcern: { w: 'majority', wtimeoutMS: wait }, maxTimeMS: wait + halfGrace },
+          ),
+          wait + limits.clientGraceMs,
+          signal,
+        );
+        report('  the fence is majority-committed: that journal entry can never be committed now');
         return 'not-committed';
       } catch (error) {
-        if (codeOf(error) === 11000) break;
-        // A transaction still holding that _id makes the insert wait or conflict: ask again.
-        if (attempt >= SETTLE_ATTEMPTS || !isTransient(error))
-          throw explainMongoError(error, this.description);
-        await sleep(500 * attempt);
+        if (signal?.aborted) throw interrupted(signal);
+        const pattern = codeOf(error) === 11000 ? keyPatternOf(error) : undefined;
+        if (pattern && Object.keys(pattern).join() !== '_id') {
+          throw new RuntimeError(
+            `the fence was refused by the unique index ${JSON.stringify(pattern)} of ${collection}, which says nothing about the commit (the journal collection must have no unique index but _id)`,
+            { cause: error },
+          );
+        }
+        if (codeOf(error) === 11000) {
+          last = `journal ${id} already exists (the run's own entry, or a fence of an earlier attempt)`;
+          look = true;
+        } else if (error instanceof MongoWriteConcernError) {
+          last = `the fence was written on the primary, but a majority did not confirm it (${firstLine(error.message)})`;
+          look = true;
+        } else {
+          last = firstLine(errorMessage(error));
+        }
       }
+      if (look && budget() >= MIN_WAIT_MS) {
+        const confirm = Math.min(limits.confirmMs, budget());
+        report(
+          `  attempt ${attempt}: ${last}; reading it on the primary (majority, at most ${seconds(confirm)})`,
+        );
+        try {
+          const found = await withinLimit(
+            journal.findOne(
+              { _id: id },
+              { readConcern: { level: 'majority' }, readPreference: 'primary', maxTimeMS: confirm },
+            ),
+            confirm + limits.clientGraceMs,
+            signal,
+          );
+          if (found?.type === 'fence') {
+            report('  the majority-committed document is the fence: nothing was committed');
+            return 'not-committed';
+          }
+          if (found) return 'committed';
+          last = `journal ${id} is not majority-committed yet (a failover could still undo it)`;
+        } catch (error) {
+          if (signal?.aborted) throw interrupted(signal);
+          last = firstLine(errorMessage(error));
+        }
+      }
+      const pause = Math.max(0, Math.min(limits.pauseMs, budget()));
+      report(`  attempt ${attempt}: ${last}; asking again in ${seconds(pause)}`);
+      await sleep(pause, undefined, { signal }).catch(() => {});
+      if (signal?.aborted) throw interrupted(signal);
     }
-    for (let attempt = 1; attempt <= SETTLE_ATTEMPTS; attempt += 1) {
-      const found = await journal.findOne(
-        { _id: id },
-        { readConcern: { level: 'majority' }, readPreference: 'primary' },
-      );
-      if (found && found.type !== 'fence') return 'committed';
-      await sleep(500 * attempt);
-    }
-    throw new RuntimeError(
-      `the journal entry ${id} exists on the primary but is not yet majority-committed (it could still be rolled back by a failover)`,
-    );
   }
 
   private async killSession(session: ClientSession): Promise<void> {
     const kill = this.db.admin().command({ killSessions: [session.id] });
-    const timer = sleep(KILL_SESSION_MS).then(() => {
-      throw new Error(`no answer within ${KILL_SESSION_MS / 1000} s`);
-    });
     try {
-      await Promise.race([kill, timer]);
+      await withinLimit(kill, KILL_SESSION_MS);
       log('transaction of the interrupted run killed on the server');
     } catch (error) {
       log('killSessions failed: %s', errorMessage(error));
     }
   }
+}
+
+/** Rejects when `promise` has not settled within `ms` (a server that does not answer), or `signal` aborts. */
+function withinLimit<T>(promise: Promise<T>, ms: number, signal?: AbortSignal): Promise<T> {
+  promise.catch(() => {});
+  let timer: NodeJS.Timeout | undefined;
+  let onAbort: () => void = () => {};
+  const limit = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${seconds(ms)}`)), ms);
+    onAbort = () => reject(new Error('interrupted'));
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+  return Promise.race([promise, limit]).finally(() => {
+    clearTimeout(timer);
+    signal?.removeEventListener('abort', onAbort);
+  });
+}
+
+/** Waits for `promise` at most `ms`, whatever it does: for clean-up that must not hold the operator. */
+async function bounded(promise: Promise<unknown>, ms: number): Promise<void> {
+  await withinLimit(promise, ms).catch(() => {});
+}
+
+function seconds(ms: number): string {
+  return `${Math.round(ms / 100) / 10} s`;
+}
+
+/** `eviction_dirty_trigger=10` in a WiredTiger configuration string. */
+function configNumber(config: string, name: string): number | undefined {
+  const match = new RegExp(`(?:^|,)\\s*${name}\\s*=\\s*(\\d+)`).exec(config);
+  return match ? Number(match[1]) : undefined;
+}
+
+function keyPatternOf(error: unknown): Document | undefined {
+  const pattern = (error as { keyPattern?: unknown }).keyPattern;
+  return typeof pattern === 'object' && pattern !== null ? (pattern as Document) : undefined;
+}
+
+function interrupted(signal: AbortSignal): InterruptedError {
+  return new InterruptedError(`interrupted (${String(signal.reason)}) while asking`);
 }
 
 function interruption(signal: AbortSignal): InterruptedError {
@@ -427,15 +709,9 @@ function provenNotCommitted(error: unknown): boolean {
   );
 }
 
-function isTransient(error: unknown): boolean {
-  return (
-    error instanceof MongoNetworkError ||
-    error instanceof MongoServerSelectionError ||
-    (error instanceof MongoError &&
-      (error.hasErrorLabel(MongoErrorLabel.TransientTransactionError) ||
-        error.hasErrorLabel(MongoErrorLabel.RetryableWriteError) ||
-        codeOf(error) === 112))
-  );
+/** What the server or the driver labelled safe to run again from the start (a write conflict, a failover). */
+function isTransientTransactionError(error: unknown): boolean {
+  return error instanceof MongoError && error.hasErrorLabel(MongoErrorLabel.TransientTransactionError);
 }
 
 function codeOf(error: unknown): number | undefined {
@@ -473,11 +749,16 @@ export function parseMongoUri(uri: string) {
   return { parsed, databaseName, description: `MongoDB ${parsed.hosts.join(',')}/${databaseName}` };
 }
 
-function uriOption(parsed: ConnectionString, name: string): number | undefined {
+function uriText(parsed: ConnectionString, name: string): string | undefined {
   for (const [key, value] of parsed.searchParams) {
-    if (key.toLowerCase() === name.toLowerCase()) return Number(value);
+    if (key.toLowerCase() === name.toLowerCase()) return value;
   }
   return undefined;
+}
+
+function uriOption(parsed: ConnectionString, name: string): number | undefined {
+  const value = uriText(parsed, name);
+  return value === undefined ? undefined : Number(value);
 }
 
 async function connect(uri: string, options: MongoOptions): Promise<Connection> {
@@ -487,7 +768,9 @@ async function connect(uri: string, options: MongoOptions): Promise<Connection> 
   let client: MongoClient;
   try {
     client = new MongoClient(uri, {
-      appName: 'agm-migrate-customer-data',
+      // The URI's appName wins (the options object would override it): it is how a server's fail point, or
+      // its log, tells this run's commands from everyone else's.
+      ...(uriText(parsed, 'appName') === undefined ? { appName: APP_NAME } : {}),
       monitorCommands: monitor,
       serverSelectionTimeoutMS: selectionInUri ?? OPERATION_SERVER_SELECTION_MS,
     });
@@ -501,7 +784,8 @@ async function connect(uri: string, options: MongoOptions): Promise<Connection> 
   try {
     await firstContact(client, selectionInUri ?? FIRST_CONTACT_MS, description);
     const db = client.db(databaseName);
-    return { client, db, description, role: await roleOf(db) };
+    const limits = { ...DEFAULT_LIMITS, ...options.limits };
+    return { client, db, description, role: await roleOf(db), limits };
   } catch (error) {
     await client.close().catch(() => {});
     throw explainMongoError(error, description);
@@ -518,16 +802,21 @@ const UNRESOLVED = /ENOTFOUND|EAI_AGAIN|EAI_NONAME/;
 async function firstContact(client: MongoClient, limitMs: number, description: string): Promise<void> {
   const failures = new Map<string, string>();
   const secondaries = new Set<string>();
+  let refuse: (error: Error) => void = () => {};
   const onChange = (event: ServerDescriptionChangedEvent) => {
     const failure = event.newDescription.error;
     if (failure) failures.set(event.address, failure.message);
     if (event.newDescription.type === 'RSSecondary') secondaries.add(event.newDescription.setName ?? '');
+    // The driver refuses a server older than 4.2 at its handshake, and would only say so at its timeout.
+    const wire = failure ? TOO_OLD.exec(failure.message) : null;
+    if (wire) refuse(tooOld(Number(wire[1]), event.address));
   };
   client.on('serverDescriptionChanged', onChange);
   const connecting = client.connect();
   connecting.catch(() => {});
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_, reject) => {
+    refuse = reject;
     timer = setTimeout(() => reject(unreachable(description, limitMs, failures, secondaries)), limitMs);
   });
   try {
@@ -560,6 +849,18 @@ function unreachable(
   const why = [...failures.values()][0];
   return new RuntimeError(
     `Cannot reach ${description} within ${limitMs / 1000} s${why ? ` (${firstLine(why)})` : ''}; check --uri or MONGODB_URI and that the server is running`,
+  );
+}
+
+const TOO_OLD = /reports maximum wire version (\d+), but this version of the Node\.js Driver requires/;
+/** The MongoDB release of each wire version below 8 (MongoDB 4.2), the oldest driver 7 speaks to. */
+const OLD_RELEASES = ['2.4', '2.4', '2.6', '3.0', '3.2', '3.4', '3.6', '4.0'];
+
+/** An input error: this tool (its driver, and the transactions it needs) cannot work with that server. */
+function tooOld(wire: number, address: string): UsageError {
+  const release = OLD_RELEASES[wire] ?? `before 4.2 (wire version ${wire})`;
+  return new UsageError(
+    `MongoDB ${release} is too old: this tool needs 4.2 or later (${address} reports wire version ${wire}); upgrade the server, or run the migration against a 4.2+ copy`,
   );
 }
 
@@ -643,6 +944,10 @@ function explainMongoError(error: unknown, description: string): unknown {
     case 50:
       return plain(
         `An operation exceeded its time limit (maxTimeMS) on ${description}; nothing was committed`,
+      );
+    case 239:
+      return plain(
+        `The reads took longer than ${description} keeps snapshot history (minSnapshotHistoryWindowInSeconds, 300 s by default), and MongoDB discarded the snapshot they read (SnapshotTooOld); nothing was written. Run it again at a quieter moment, or raise the window for the run: db.adminCommand({ setParameter: 1, minSnapshotHistoryWindowInSeconds: 900 }) (history costs cache: set it back afterwards)`,
       );
     case 388:
       return plain(

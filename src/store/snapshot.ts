@@ -21,6 +21,7 @@ import type {
   FindOptions,
   ReadOnlyStore,
   ServerFacts,
+  Settled,
   Store,
   TransactionOptions,
   TransactionStore,
@@ -643,7 +644,7 @@ export class SnapshotStore extends SnapshotReadOnlyStore implements Store {
   async ensureCollections(): Promise<void> {}
 
   /** A commit here is one rename, so its outcome is never in doubt; this reads the file as it now is. */
-  async settle(collection: string, id: string): Promise<'committed' | 'not-committed'> {
+  async settle(collection: string, id: string): Promise<Settled> {
     const { collections } = await load(this.file);
     const found = find(collections.get(collection) ?? [], { _id: id }).all().length > 0;
     return found ? 'committed' : 'not-committed';
@@ -661,17 +662,18 @@ export class SnapshotStore extends SnapshotReadOnlyStore implements Store {
     const { signal } = options;
     const { collections, digest } = await load(this.file, { signal });
     const result = await work(new SnapshotWorkingCopy(collections, signal));
-    // The rename is the commit: an interruption before it (the new version is written first) leaves the file
-    // as it was.
     if (signal?.aborted) throw interrupted(signal);
+    // The new version is written beside the file first; until the rename, the file is as it was.
     const replacement = await prepareReplacement(this.file, snapshotChunks(collections, new Pacer(signal)));
     try {
-      if (signal?.aborted) throw interrupted(signal);
       if ((await digestOfFile(this.file)) !== digest) {
         throw new RuntimeError(
           `Snapshot ${this.file} changed on disk during the run; nothing was written, run again`,
         );
       }
+      // The rename is the commit: a stop asked for up to here (nothing is awaited in between) leaves the file as
+      // it was.
+      if (signal?.aborted) throw interrupted(signal);
     } catch (error) {
       await replacement.discard();
       throw error;

@@ -47,17 +47,62 @@ export interface IndexInfo {
   collation?: Document;
 }
 
+/** A collection's size as the server reports it ($collStats storageStats). */
+export interface CollectionSize {
+  count: number;
+  /** The average BSON size of a document, in bytes. */
+  avgObjSize: number;
+  /** Bytes of each index (all its entries), by index name. */
+  indexSizes: Record<string, number>;
+}
+
+/**
+ * The WiredTiger cache and the eviction triggers a transaction's uncommitted changes must stay under. A
+ * trigger is a percentage of the cache (1 to 100) or a number of bytes (above 100); an updates trigger of 0 is
+ * WiredTiger's default, half the dirty trigger.
+ */
+export interface CacheFacts {
+  sizeBytes: number;
+  /** What the running workload has already dirtied (serverStatus), when reported. */
+  dirtyBytes?: number;
+  updatesBytes?: number;
+  dirtyTrigger: number;
+  updatesTrigger: number;
+  /** Where the triggers come from: WiredTiger's defaults, or the configuration string that sets them. */
+  triggerSource: string;
+}
+
+/** How long the store lets a commit, and settling a commit whose answer was lost, take: stated before a run. */
+export interface CommitLimits {
+  /** The commit's own cap (maxCommitTimeMS): the commit and its wait for a majority. */
+  commitMs: number;
+  /** How long the commit waits for a majority to confirm it (w: majority, wtimeout). */
+  majorityWaitMs: number;
+  /** Settling an unknown commit, all attempts together. */
+  settleMs: number;
+}
+
 /**
  * What the server says about itself and the mapped collections, read outside any transaction (listIndexes
- * is not allowed inside one). A snapshot file has no indexes and no shards: it says so.
+ * is not allowed inside one). A snapshot file has no indexes, shards, cache or limits: it says so.
  */
 export interface ServerFacts {
   /** Indexes per collection; undefined when the back end has none to report (a snapshot). */
   indexes?: Record<string, IndexInfo[]>;
-  /** Shard keys of sharded mapped collections (mongos only). */
+  /** Shard keys of sharded collections (mongos only). */
   shardKeys: Record<string, Record<string, unknown>>;
-  /** WiredTiger cache size in bytes, when serverStatus allows reading it. */
-  cacheBytes?: number;
+  /** The WiredTiger cache, when serverStatus allows reading it. */
+  cache?: CacheFacts;
+  /** transactionLifetimeLimitSeconds, when getParameter allows reading it. */
+  transactionLifetimeSeconds?: number;
+  /** transactionTooLargeForCacheThreshold (6.2+): decides how a cache abort is reported. */
+  tooLargeForCacheThreshold?: number;
+  /** minSnapshotHistoryWindowInSeconds (5.0+): how long one snapshot of the preview stays readable. */
+  snapshotWindowSeconds?: number;
+  /** Collection sizes ($collStats), by collection. */
+  sizes?: Record<string, CollectionSize>;
+  /** The store's own bounds on committing. */
+  commit?: CommitLimits;
   /** Facts the store could not read, and why (a user without the role for serverStatus, say). */
   unknown: string[];
 }
@@ -98,8 +143,18 @@ export interface Store extends ReadOnlyStore {
   /**
    * After a CommitUnknownError: did a transaction commit the document `_id` into `collection`? Answers from
    * the primary with majority read concern, after making sure that no transaction can still commit it.
+   * Bounded as a whole; throws when it cannot tell within that bound, or when `signal` aborts it.
    */
-  settle(collection: string, id: string, fence: Document): Promise<'committed' | 'not-committed'>;
+  settle(collection: string, id: string, fence: Document, options: SettleOptions): Promise<Settled>;
+}
+
+export type Settled = 'committed' | 'not-committed';
+
+export interface SettleOptions {
+  /** Says what each attempt does and how long it waits at most. */
+  report: (line: string) => void;
+  /** An interruption: stop asking, the outcome stays unknown. */
+  signal?: AbortSignal;
 }
 
 export type StoreTarget = { kind: 'mongodb'; uri: string } | { kind: 'snapshot'; file: string };

@@ -4,6 +4,7 @@ import { type CustomerRequest, type ResolvedCustomers, resolveCustomers } from '
 import {
   isBlocked,
   type MigrationOptions,
+  nothingToDo,
   type Plan,
   type Run,
   type Step,
@@ -83,6 +84,8 @@ export async function applyMigration(
           context: { plan },
         });
       }
+      // Another run moved these sources since this one planned (or it is a re-run): abort, writing nothing.
+      if (nothingToDo(plan)) throw new NothingToDo(plan);
       if (request.expectPlan !== undefined && request.expectPlan !== plan.fingerprint) {
         throw new RuntimeError(
           `The plan changed since it was reviewed (expected ${request.expectPlan}, now ${plan.fingerprint}); nothing was committed, run --preview again`,
@@ -133,6 +136,17 @@ export async function applyMigration(
     },
     { signal: hooks.signal, onRetry: hooks.onRetry, onCommit: hooks.onCommit },
   );
+}
+
+/**
+ * Thrown inside the transaction (so it is aborted, having written nothing) when its plan has nothing left to
+ * move: every source was already migrated into the destination, and nothing was left behind.
+ */
+export class NothingToDo extends Error {
+  constructor(readonly plan: Plan) {
+    super('nothing to do: these sources were already migrated into the destination');
+    this.name = 'NothingToDo';
+  }
 }
 
 /**

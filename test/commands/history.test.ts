@@ -33,7 +33,7 @@ test('history prints the file as a table, filters by status, says who rolled bac
   const lines = table.stdout.trim().split('\n');
   assert.match(
     lines[0] ?? '',
-    /^id\s+time\s+status\s+sources -> destination\s+documents\s+rolled back by \/ reverses$/,
+    /^id\s+time\s+status\s+sources -> destination\s+documents\s+rolled back by \/ reverses \/ note$/,
   );
   assert.match(
     lines[1] ?? '',
@@ -80,6 +80,31 @@ test('history prints the file as a table, filters by status, says who rolled bac
   const none = await runCli(['history', '--status', 'unknown', '--output-file', history]);
   assert.equal(none.stdout, `No unknown records in ${history} (3 record(s) in all)\n`);
   assert.deepEqual(readFileSync(history), bytes, 'history only reads');
+});
+
+test('history shows a noop run (nothing to do) with the migration that had moved its sources, and filters on it', async () => {
+  const snapshot = join(dir.path, 'noop.json');
+  writeFileSync(snapshot, serializeSnapshot(demoData()));
+  const history = join(dir.path, 'noop-history.json');
+  const place = ['--snapshot', snapshot, '--output-file', history];
+  const west = ['--sources', 'acme_west', '--destination', 'acme_corporate', ...place];
+  assert.equal((await runCli(west)).code, 0);
+  assert.equal((await runCli(west)).code, 0);
+  const [migration, noop] = readHistoryFile(history);
+  assert.equal(noop?.status, 'noop');
+  const table = await runCli(['history', '--output-file', history]);
+  assert.match(
+    table.stdout.split('\n')[2] ?? '',
+    new RegExp(
+      `^${noop?.id}\\s+\\S+Z\\s+noop\\s+acme_west -> acme_corporate\\s+0\\s+nothing to do: moved by ${migration?.id}$`,
+    ),
+  );
+  const only = await runCli(['history', '--status', 'noop', '--output-file', history, '--json']);
+  assert.equal(only.code, 0, only.stderr);
+  assert.deepEqual(
+    JSON.parse(only.stdout).map((row: { id: string; movedBy: string[] }) => [row.id, row.movedBy]),
+    [[noop?.id, [migration?.id]]],
+  );
 });
 
 test('history on a file that is not a JSON array is an input error', async () => {

@@ -92,3 +92,17 @@ function firstLine(error: unknown): string {
   const text = error instanceof Error ? error.message : String(error);
   return text.split('\n', 1)[0]?.trim() ?? '';
 }
+
+/**
+ * The same server, with `appName` in the URI (none: taken out). The tool keeps a URI's appName, so a fail point
+ * scoped to it (`data.appName`, as the drivers' own spec tests scope theirs) hits the tool under test and
+ * nothing else on a shared server.
+ */
+export function withAppName(uri: string, appName: string | undefined): string {
+  const parsed = new ConnectionString(uri);
+  for (const key of [...parsed.searchParams.keys()]) {
+    if (key.toLowerCase() === 'appname') parsed.searchParams.delete(key);
+  }
+  if (appName !== undefined) parsed.searchParams.set('appName', appName);
+  return parsed.toString();
+}

@@ -5,7 +5,6 @@ import { ObjectId } from 'mongodb';
 import { resolveCustomers } from '../../src/plan/resolve.js';
 import { isBlocked, scanMigration } from '../../src/plan/scan.js';
 import { DEFAULT_REFERENCE_MAP } from '../../src/plan/schema.js';
-import { assessPlan, FALLBACK_WARNING_DOCUMENTS } from '../../src/plan/server-checks.js';
 import type { Document, ReadStore } from '../../src/store/types.js';
 import { demoData, IDS } from '../helpers/data.js';
 
@@ -147,27 +146,4 @@ test('hex-string references move in their own spelling; references inside arrays
     arrays.blockers[0]?.message ?? '',
     /jobs\.byPuid: 1 document\(s\) hold a moved id inside an array/,
   );
-});
-
-test('without a cache size the size warning falls back to the documented threshold', async () => {
-  const data = demoData();
-  const store = readStore(data);
-  const customers = await resolveCustomers(store, {
-    sources: ['regional_ag'],
-    destination: 'consolidated_ag',
-  });
-  const jobs = data.get('jobs') ?? [];
-  for (let i = 0; i < FALLBACK_WARNING_DOCUMENTS; i += 1) jobs.push({ byPuid: customers.sources[0]?._id });
-  const big = await scanMigration(store, customers, options, DEFAULT_REFERENCE_MAP, {
-    id: 'x',
-    now: new Date(),
-  });
-  const assessment = await assessPlan(store, big, { shardKeys: {}, unknown: [] });
-  assert.match(
-    assessment.warnings.join('\n'),
-    /About 1000\d\d documents would change in one transaction, above 100000 \(fallback/,
-  );
-  const sized = await assessPlan(store, big, { shardKeys: {}, unknown: [], cacheBytes: 2 ** 30 });
-  assert.equal(sized.threshold.documents, 157286);
-  assert.deepEqual(sized.warnings, []);
 });

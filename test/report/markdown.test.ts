@@ -80,3 +80,22 @@ test('a blocked preview report says why and offers no command to run', async () 
   assert.doesNotMatch(markdown, /--expect-plan|## Actions on execute/);
   assert.doesNotMatch(preview.stdout, /--expect-plan|Actions on execute/);
 });
+
+test('--preview --report of a run with nothing left to move says so, with no actions and no command to run', async () => {
+  const snapshot = join(dir.path, 'done.json');
+  writeFileSync(snapshot, serializeSnapshot(demoData()));
+  const history = join(dir.path, 'done-history.json');
+  const args = ['--sources', 'acme_west', '--destination', 'acme_corporate', '--snapshot', snapshot];
+  assert.equal((await runCli([...args, '--output-file', history])).code, 0);
+  const migration = lastRecord(history);
+  const report = join(dir.path, 'done.md');
+  const preview = await runCli(['--preview', ...args, '--output-file', history, '--report', report]);
+  assert.equal(preview.code, 0, preview.stderr);
+  const markdown = readFileSync(report, 'utf8');
+  assert.match(
+    markdown,
+    new RegExp(`- Verdict: Nothing to do: migration ${migration.id} already moved these sources at `),
+  );
+  assert.match(markdown, /## Nothing to do\n/);
+  assert.doesNotMatch(markdown, /## Actions on execute|## Command to execute|--expect-plan/);
+});

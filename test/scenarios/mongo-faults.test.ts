@@ -1,86 +1,21 @@
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
-import { join } from 'node:path';
 import { after, describe } from 'node:test';
-import { type Document, MongoClient, ObjectId } from 'mongodb';
-import { openStore } from '../../src/store/index.js';
-import type { Store, StoreTarget, TransactionStore } from '../../src/store/types.js';
+import { type Document, ObjectId } from 'mongodb';
 import { lastRecord, readHistoryFile } from '../helpers/assertions.js';
 import { type Backend, journalOf, mongoBackend, testOn, wirePeerBackend } from '../helpers/backends.js';
 import { runCli, tempDir } from '../helpers/cli.js';
 import { demoData, IDS } from '../helpers/data.js';
-import { startWirePeer, type WirePeer, type WirePeerOptions } from '../wire-peer/index.js';
+import { during, faultRunner, peerSuite, withClient } from '../helpers/faults.js';
 
 /**
  * What the tool says when a MongoDB server answers badly, and what the data and the history say afterwards.
  * Every test runs on the wire peer (the unmodified driver against a wire-protocol peer: the client side) and,
- * when one is available, on a real replica set started with enableTestCommands (fail points).
+ * when one is available, on a real replica set started with enableTestCommands (fail points, each scoped to
+ * the run's own appName so that other test files sharing the server are never hit).
  */
 const ARGS = ['--sources', 'acme_west,acme_east', '--destination', 'acme_corporate'];
 const SOURCES = [IDS.acme_west, IDS.acme_east];
-
-async function withClient<T>(uri: string, work: (client: MongoClient) => Promise<T>): Promise<T> {
-  const client = await MongoClient.connect(uri, { serverSelectionTimeoutMS: 5_000 });
-  try {
-    return await work(client);
-  } finally {
-    await client.close();
-  }
-}
-
-/** The server's own fail point command: the same on the peer and on a mongod with enableTestCommands. */
-function failCommand(uri: string, mode: unknown, data: Document): Promise<unknown> {
-  return withClient(uri, (client) =>
-    client.db('admin').command({ configureFailPoint: 'failCommand', mode, data }),
-  );
-}
-
-/** With a fail point on, then off again, whatever happened. */
-async function withFailPoint(
-  uri: string,
-  mode: unknown,
-  data: Document,
-  work: () => Promise<void>,
-): Promise<void> {
-  await failCommand(uri, mode, data);
-  try {
-    await work();
-  } finally {
-    await failCommand(uri, 'off', {});
-  }
-}
-
-/** A store whose transaction calls `during` at its first update, through a second client (a concurrent writer). */
-function during(
-  when: (uri: string) => Promise<void>,
-  at: 'first-update' | 'after-transaction-fails' = 'first-update',
-): (target: StoreTarget) => Promise<Store> {
-  return async (target) => {
-    const store = await openStore(target);
-    const uri = target.kind === 'mongodb' ? target.uri : '';
-    const wrapped: Store = Object.create(store);
-    let done = false;
-    wrapped.transaction = async (work, options) => {
-      try {
-        return await store.transaction((tx) => {
-          const tapped: TransactionStore = Object.create(tx);
-          tapped.updateMany = async (...args) => {
-            if (at === 'first-update' && !done) {
-              done = true;
-              await when(uri);
-            }
-            return tx.updateMany(...args);
-          };
-          return work(tapped);
-        }, options);
-      } catch (error) {
-        if (at === 'after-transaction-fails') await when(uri);
-        throw error;
-      }
-    };
-    return wrapped;
-  };
-}
 
 function migrated(after: Record<string, Document[]>): boolean {
   return SOURCES.every((id) => after.users?.find((u) => String(u._id) === id)?.markedDelete === true);
@@ -96,21 +31,13 @@ for (const backend of backends) {
       await backend.close();
       dir.remove();
     });
-    let runs = 0;
-    const setUp = async () => {
-      runs += 1;
-      const loaded = await backend.load(demoData());
-      const history = join(dir.path, `history-${runs}.json`);
-      const uri = loaded.target.kind === 'mongodb' ? loaded.target.uri : '';
-      const run = (options: Parameters<typeof runCli>[1] = {}) =>
-        runCli([...ARGS, ...loaded.args, '--output-file', history], options);
-      return { loaded, history, uri, run, before: await loaded.state() };
-    };
+    const runner = faultRunner(backend, dir.path, 'faults', ARGS);
+    const setUp = () => runner(demoData());
 
     it('a transient error on an update: the work runs again on fresh reads and the result is right', async () => {
-      const { loaded, history, uri, run } = await setUp();
-      await withFailPoint(uri, { times: 1 }, { failCommands: ['update'], errorCode: 112 }, async () => {
-        const result = await run();
+      const { loaded, history, failPoint, cli } = await setUp();
+      await failPoint({ times: 1 }, { failCommands: ['update'], errorCode: 112 }, async () => {
+        const result = await cli();
         assert.equal(result.code, 0, result.stderr);
         assert.match(result.stderr, /transaction retried by MongoDB \(attempt 2\); re-reading/);
         assert.ok(migrated(await loaded.dump()));
@@ -119,13 +46,12 @@ for (const backend of backends) {
     });
 
     it('a dropped connection on commit: the commit is retried once and the migration completes', async () => {
-      const { loaded, history, uri, run } = await setUp();
-      await withFailPoint(
-        uri,
+      const { loaded, history, failPoint, cli } = await setUp();
+      await failPoint(
         { times: 1 },
         { failCommands: ['commitTransaction'], closeConnection: true },
         async () => {
-          const result = await run();
+          const result = await cli();
           assert.equal(result.code, 0, result.stderr);
           assert.ok(migrated(await loaded.dump()));
           assert.equal(lastRecord(history).status, 'completed');
@@ -135,118 +61,92 @@ for (const backend of backends) {
     });
 
     it('NoSuchTransaction on commit once: the whole transaction runs again and completes', async () => {
-      const { loaded, history, uri, run } = await setUp();
-      await withFailPoint(
-        uri,
-        { times: 1 },
-        { failCommands: ['commitTransaction'], errorCode: 251 },
-        async () => {
-          const result = await run();
-          assert.equal(result.code, 0, result.stderr);
-          assert.ok(migrated(await loaded.dump()));
-          assert.equal(lastRecord(history).status, 'completed');
-        },
-      );
+      const { loaded, history, failPoint, cli } = await setUp();
+      await failPoint({ times: 1 }, { failCommands: ['commitTransaction'], errorCode: 251 }, async () => {
+        const result = await cli();
+        assert.equal(result.code, 0, result.stderr);
+        assert.ok(migrated(await loaded.dump()));
+        assert.equal(lastRecord(history).status, 'completed');
+      });
     });
 
     it('aborted every time: the retries are bounded, exit 1, nothing committed, a failed record', async () => {
-      const { loaded, history, uri, run, before } = await setUp();
-      await withFailPoint(
-        uri,
-        'alwaysOn',
-        { failCommands: ['commitTransaction'], errorCode: 251 },
-        async () => {
-          const result = await run();
-          assert.equal(result.code, 1, result.stderr);
-          assert.match(
-            result.stderr,
-            /Error: MongoDB aborted the transaction 3 times \(last: .*\); nothing was committed\. It conflicts with other writes or is too large: migrate fewer sources per run/,
-          );
-          assert.equal(await loaded.state(), before);
-          assert.equal(lastRecord(history).status, 'failed');
-        },
-      );
+      const { loaded, history, failPoint, cli, before } = await setUp();
+      await failPoint('alwaysOn', { failCommands: ['commitTransaction'], errorCode: 251 }, async () => {
+        const result = await cli();
+        assert.equal(result.code, 1, result.stderr);
+        assert.match(
+          result.stderr,
+          /Error: MongoDB aborted the transaction 3 times \(last: .*\); nothing was committed\. It conflicts with other writes or is too large: migrate fewer sources per run/,
+        );
+        assert.equal(await loaded.state(), before);
+        assert.equal(lastRecord(history).status, 'failed');
+      });
     });
 
     it('MaxTimeMSExpired on commit, the commit not done: the server is asked, confirms nothing committed, exit 1', async () => {
-      const { loaded, history, uri, run, before } = await setUp();
-      await withFailPoint(
-        uri,
-        { times: 1 },
-        { failCommands: ['commitTransaction'], errorCode: 50 },
-        async () => {
-          const result = await run();
-          assert.equal(result.code, 1, result.stderr);
-          assert.match(result.stderr, /outcome is unknown .*; asking the server whether it committed/);
-          assert.match(
-            result.stderr,
-            /Error: The commit was not confirmed .*; the server confirms nothing was committed \(journal [0-9a-f-]{36} fenced\)/,
-          );
-          assert.doesNotMatch(result.stderr, /rolled back/);
-          assert.equal(await loaded.state(), before);
-          const record = lastRecord(history);
-          assert.equal(record.status, 'failed');
-          const [fence] = await journalOf(loaded.target);
-          assert.equal(fence?._id, record.id);
-          assert.equal(fence?.type, 'fence', 'the migration id can never commit now');
-        },
-      );
+      const { loaded, history, failPoint, cli, before } = await setUp();
+      await failPoint({ times: 1 }, { failCommands: ['commitTransaction'], errorCode: 50 }, async () => {
+        const result = await cli();
+        assert.equal(result.code, 1, result.stderr);
+        assert.match(result.stderr, /outcome is unknown .*; asking the server whether it committed/);
+        assert.match(
+          result.stderr,
+          /Error: The commit was not confirmed .*; the server confirms nothing was committed \(journal [0-9a-f-]{36} fenced\)/,
+        );
+        assert.doesNotMatch(result.stderr, /rolled back/);
+        assert.equal(await loaded.state(), before);
+        const record = lastRecord(history);
+        assert.equal(record.status, 'failed');
+        const [fence] = await journalOf(loaded.target);
+        assert.equal(fence?._id, record.id);
+        assert.equal(fence?.type, 'fence', 'the migration id can never commit now');
+      });
     });
 
     it('a write-concern error on commit, the commit done: the server is asked, confirms it, COMPLETED, exit 0', async () => {
-      const { loaded, history, uri, run } = await setUp();
+      const { loaded, history, failPoint, cli } = await setUp();
       const writeConcernError = { code: 50, codeName: 'MaxTimeMSExpired', errmsg: 'replication timed out' };
-      await withFailPoint(
-        uri,
-        { times: 1 },
-        { failCommands: ['commitTransaction'], writeConcernError },
-        async () => {
-          const result = await run();
-          assert.equal(result.code, 0, result.stderr);
-          assert.match(result.stderr, /the server confirms the migration committed/);
-          assert.ok(migrated(await loaded.dump()));
-          const record = lastRecord(history);
-          assert.equal(record.status, 'completed');
-          assert.ok(record.journal && record.journal.documents > 0, 'the completed record holds what moved');
-        },
-      );
+      await failPoint({ times: 1 }, { failCommands: ['commitTransaction'], writeConcernError }, async () => {
+        const result = await cli();
+        assert.equal(result.code, 0, result.stderr);
+        assert.match(result.stderr, /the server confirms the migration committed/);
+        assert.ok(migrated(await loaded.dump()));
+        const record = lastRecord(history);
+        assert.equal(record.status, 'completed');
+        assert.ok(record.journal && record.journal.documents > 0, 'the completed record holds what moved');
+      });
     });
 
     it('an unknown commit and a server that cannot be asked: status "unknown", how to check, exit 5', async () => {
-      const { history, uri } = await setUp();
-      await withFailPoint(
-        uri,
-        { times: 1 },
-        { failCommands: ['commitTransaction'], errorCode: 50 },
-        async () => {
-          const result = await runCli([...ARGS, '--uri', uri, '--output-file', history], {
-            openStore: during(
-              (target) =>
-                failCommand(target, 'alwaysOn', {
-                  failCommands: ['insert', 'find'],
-                  closeConnection: true,
-                }).then(() => {}),
-              'after-transaction-fails',
-            ),
-          });
-          assert.equal(result.code, 5, result.stderr);
-          assert.match(result.stderr, /Error: The outcome of migration [0-9a-f-]{36} is UNKNOWN/);
-          assert.match(
-            result.stderr,
-            /To find out: node scripts\/migrateCustomerData\.js verify [0-9a-f-]{36}/,
-          );
-          const record = lastRecord(history);
-          assert.equal(record.status, 'unknown');
-          assert.equal(record.error?.exitCode, 5);
-          assert.match(record.check ?? '', /db\.customer_migrations\.findOne\(\{ _id: "[0-9a-f-]{36}" \}\)/);
-        },
-      );
+      const { history, failPoint, setFailPoint, cli } = await setUp();
+      await failPoint({ times: 1 }, { failCommands: ['commitTransaction'], errorCode: 50 }, async () => {
+        const result = await cli({
+          openStore: during(
+            () =>
+              setFailPoint('alwaysOn', { failCommands: ['insert', 'find'], closeConnection: true }).then(
+                () => {},
+              ),
+            'after-transaction-fails',
+          ),
+        });
+        assert.equal(result.code, 5, result.stderr);
+        assert.match(result.stderr, /Error: The outcome of migration [0-9a-f-]{36} is UNKNOWN/);
+        assert.match(
+          result.stderr,
+          /To find out: node scripts\/migrateCustomerData\.js verify [0-9a-f-]{36}/,
+        );
+        const record = lastRecord(history);
+        assert.equal(record.status, 'unknown');
+        assert.equal(record.error?.exitCode, 5);
+        assert.match(record.check ?? '', /db\.customer_migrations\.findOne\(\{ _id: "[0-9a-f-]{36}" \}\)/);
+      });
     });
 
     it('a concurrent plain write to a document the migration moves: a write conflict, a re-run, the write kept', async () => {
-      const { loaded, history } = await setUp();
+      const { loaded, history, cli } = await setUp();
       const job = (await loaded.dump()).jobs?.find((j) => String(j.byPuid) === IDS.acme_west) as Document;
-      const result = await runCli([...ARGS, ...loaded.args, '--output-file', history], {
+      const result = await cli({
         openStore: during((uri) =>
           withClient(uri, async (client) => {
             await client
@@ -265,8 +165,8 @@ for (const backend of backends) {
     });
 
     it('the destination deactivated while the migration runs: the migration stops, nothing committed, exit 1', async () => {
-      const { loaded, history } = await setUp();
-      const result = await runCli([...ARGS, ...loaded.args, '--output-file', history], {
+      const { loaded, history, cli } = await setUp();
+      const result = await cli({
         openStore: during((uri) =>
           withClient(uri, async (client) => {
             await client
@@ -290,9 +190,9 @@ for (const backend of backends) {
     });
 
     it('a job created for a source while the migration ran is reported as left behind, and recorded', async () => {
-      const { loaded, history } = await setUp();
+      const { loaded, history, cli } = await setUp();
       const late = new ObjectId();
-      const result = await runCli([...ARGS, ...loaded.args, '--output-file', history], {
+      const result = await cli({
         openStore: during((uri) =>
           withClient(uri, async (client) => {
             await client
@@ -305,10 +205,10 @@ for (const backend of backends) {
       assert.equal(result.code, 0, result.stderr);
       assert.match(
         result.stderr,
-        /WARNING: after the commit, documents still reference a source \(jobs\.byPuid: 1\).*Run the same command again: a follow-up run moves only what was left behind/,
+        /WARNING: after the commit, documents still reference a source or a merged account \(jobs\.byPuid: 1\).*Run the same command again: a follow-up run moves only what was left behind/,
       );
       assert.deepEqual(lastRecord(history).stragglers, { 'jobs.byPuid': 1 });
-      const followUp = await runCli([...ARGS, ...loaded.args, '--output-file', history]);
+      const followUp = await cli();
       assert.equal(followUp.code, 0, followUp.stderr);
       assert.equal(
         String((await loaded.dump()).jobs?.find((j) => late.equals(j._id))?.byPuid),
@@ -317,9 +217,9 @@ for (const backend of backends) {
     });
 
     it('interrupted inside the transaction: it is aborted on the server, nothing committed, exit 1', async () => {
-      const { loaded, history, before } = await setUp();
+      const { loaded, history, before, cli } = await setUp();
       const signals = new EventEmitter();
-      const result = await runCli([...ARGS, ...loaded.args, '--output-file', history], {
+      const result = await cli({
         signals,
         openStore: during(async () => {
           signals.emit('SIGTERM', 'SIGTERM');
@@ -335,9 +235,9 @@ for (const backend of backends) {
     });
 
     it('an error on a read before the transaction is said plainly (credentials), exit 1', async () => {
-      const { uri, run, history } = await setUp();
-      await withFailPoint(uri, { times: 1 }, { failCommands: ['find'], errorCode: 13 }, async () => {
-        const result = await run();
+      const { cli, history, failPoint } = await setUp();
+      await failPoint({ times: 1 }, { failCommands: ['find'], errorCode: 13 }, async () => {
+        const result = await cli();
         assert.equal(result.code, 1, result.stderr);
         assert.match(
           result.stderr,
@@ -350,43 +250,7 @@ for (const backend of backends) {
 }
 
 /** What only a wire-level peer can play: roles, old servers, a failover, indexes and shard keys it reports. */
-describe('server answers only the wire peer can play', () => {
-  const dir = tempDir();
-  after(() => dir.remove());
-  let runs = 0;
-  /**
-   * A peer of its own with the demo data in `agmission`, the CLI pointed at it (with `params` in the URI), closed
-   * when `work` ends.
-   */
-  const onPeer = async (
-    { params = {}, ...options }: WirePeerOptions & { params?: Record<string, string> },
-    work: (context: { peer: WirePeer; uri: string; history: string; cli: typeof runCli }) => Promise<void>,
-  ): Promise<void> => {
-    // Loaded as a primary (a secondary refuses writes), then playing the role asked for.
-    const secondary = options.role === 'secondary';
-    const peer = await startWirePeer(secondary ? { ...options, role: 'primary' } : options);
-    await withClient(peer.uri('agmission', { directConnection: 'true' }), async (client) => {
-      for (const [name, documents] of demoData()) {
-        if (documents.length > 0) await client.db('agmission').collection(name).insertMany(documents);
-      }
-    });
-    if (secondary) peer.setRole('secondary');
-    peer.clearLog();
-    runs += 1;
-    const history = join(dir.path, `peer-${runs}.json`);
-    const uri = peer.uri('agmission', params);
-    const cli = (args: string[], env: Parameters<typeof runCli>[1] = {}) =>
-      runCli([...args, '--uri', uri, '--output-file', history], env);
-    try {
-      await work({ peer, uri, history, cli });
-    } finally {
-      await peer.close();
-    }
-  };
-
-  const test = (name: string, fn: () => Promise<void>) =>
-    testOn({ name: 'wire peer', skip: false } as Backend)(name, fn);
-
+peerSuite('server answers only the wire peer can play', ({ onPeer, test }) => {
   test('a standalone, a secondary and a set without a primary are refused with what to do, exit 1', async () => {
     await onPeer({ role: 'standalone' }, async (standalone) => {
       const result = await standalone.cli(ARGS);
@@ -490,23 +354,6 @@ describe('server answers only the wire peer can play', () => {
     });
   });
 
-  test("the size warning comes from the server's cache size, or says it fell back", async () => {
-    await onPeer({ cacheSizeBytes: 8 * 2 ** 20 }, async (sized) => {
-      const preview = await sized.cli(['--preview', ...ARGS]);
-      assert.match(
-        preview.stdout,
-        /warning above 1228: 15 % of the server's 8 MiB WiredTiger cache at ~1 KiB per document/,
-      );
-      await failCommand(sized.uri, 'alwaysOn', { failCommands: ['serverStatus'], errorCode: 13 });
-      const fallback = await sized.cli(['--preview', ...ARGS]);
-      assert.match(
-        fallback.stdout,
-        /WARNING: Could not read WiredTiger cache size \(serverStatus: .*\); the checks that need it were skipped/,
-      );
-      assert.match(fallback.stdout, /warning above 100000: fallback: no server cache size known/);
-    });
-  });
-
   test('a server that does not answer at all fails fast, naming the host (exit 1, a failed record)', async () => {
     await onPeer({ params: { serverSelectionTimeoutMS: '1000' } }, async (gone) => {
       await gone.peer.stopListening();
@@ -519,6 +366,23 @@ describe('server answers only the wire peer can play', () => {
         /Error: Cannot reach MongoDB 127\.0\.0\.1:\d+\/agmission (within 1 s )?\(connect ECONNREFUSED .*\); check --uri or MONGODB_URI/,
       );
       assert.equal(lastRecord(gone.history).status, 'failed');
+    });
+  });
+
+  test('a commit still being applied when the recount reads (a multi-shard commit): the recount waits for it, no false stragglers', async () => {
+    const lagMs = 1_500;
+    await onPeer({ commitVisibilityLagMs: lagMs }, async (sharded) => {
+      const started = Date.now();
+      const result = await sharded.cli(ARGS);
+      assert.equal(result.code, 0, result.stderr);
+      assert.doesNotMatch(result.stderr, /WARNING: after the commit/);
+      assert.equal(lastRecord(sharded.history).stragglers, undefined);
+      assert.ok(Date.now() - started >= lagMs, 'the recount waited for the commit to be applied');
+      const sent = sharded.peer.log.filter((e) => !e.monitoring);
+      const commit = sent.findIndex((e) => e.name === 'commitTransaction');
+      const recount = sent.slice(commit + 1).filter((e) => e.name === 'aggregate');
+      assert.ok(recount.length > 0, 'the recount read after the commit');
+      for (const entry of recount) assert.ok(entry.readConcern?.afterClusterTime, `${entry.collection}`);
     });
   });
 

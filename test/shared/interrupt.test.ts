@@ -38,7 +38,7 @@ function setUp() {
  */
 function signalling(
   source: EventEmitter,
-  when: 'update' | 'after-commit',
+  when: 'update' | 'last-write' | 'after-commit',
   signals: NodeJS.Signals[],
 ): (target: StoreTarget) => Promise<Store> {
   let sent = false;
@@ -57,6 +57,11 @@ function signalling(
         tapped.updateMany = async (...args) => {
           if (when === 'update') send();
           return tx.updateMany(...args);
+        };
+        tapped.insertMany = async (collection, documents) => {
+          await tx.insertMany(collection, documents);
+          // The journal's head is the transaction's last write.
+          if (when === 'last-write' && documents.some((document) => document.type === 'migration')) send();
         };
         return work(tapped);
       }, options);
@@ -90,6 +95,19 @@ for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
   });
 }
 
+test('a signal right after the last write: the commit does not happen, exit 1, the file unchanged', async () => {
+  const { snapshot, history, args, bytes } = setUp();
+  const signals = new EventEmitter();
+  const result = await runCli(args, { signals, openStore: signalling(signals, 'last-write', ['SIGTERM']) });
+  assert.equal(result.code, 1, result.stderr);
+  assert.match(
+    result.stderr,
+    /Error: Interrupted \(SIGTERM\) before the commit: the snapshot file was not changed/,
+  );
+  assert.deepEqual(readFileSync(snapshot), bytes);
+  assert.equal(lastRecord(history).status, 'failed');
+});
+
 test('a signal after the commit: the completed record is written and printed, COMPLETED, exit 4', async () => {
   const { history, args } = setUp();
   const signals = new EventEmitter();
@@ -116,4 +134,39 @@ test('a second signal forces the stop at once, saying what is known', async () =
   });
   assert.deepEqual(exits.slice(0, 1), [1]);
   assert.match(result.stderr, /Forced to stop: stopped before the commit: nothing was committed/);
+});
+
+test('a forced stop after a rollback committed says the rollback COMPLETED (exit 4, the record printed), not "unknown"', async () => {
+  const { snapshot, history, args } = setUp();
+  const migration = await runCli(args);
+  assert.equal(migration.code, 0, migration.stderr);
+  const migrationId = lastRecord(history).id;
+  const rollbackArgs = ['rollback', migrationId, '--snapshot', snapshot, '--output-file', history];
+  const exits: number[] = [];
+  const signals = new EventEmitter();
+  const result = await runCli(rollbackArgs, {
+    signals,
+    exit: (code) => exits.push(code),
+    openStore: async (target, options) => {
+      const store = await openStore(target, options);
+      const wrapped: Store = Object.create(store);
+      wrapped.transaction = async (work, transactionOptions) => {
+        const restored = await store.transaction(work, transactionOptions);
+        // Signals arrive on the event loop, after the tool has taken note of the commit.
+        setImmediate(() => {
+          signals.emit('SIGINT', 'SIGINT');
+          signals.emit('SIGINT', 'SIGINT');
+        });
+        return restored;
+      };
+      return wrapped;
+    },
+  });
+  assert.deepEqual(exits, [4], result.stderr);
+  assert.match(
+    result.stderr,
+    new RegExp(
+      `Forced to stop: the rollback COMPLETED \\(migration ${migrationId} reversed\\); its record could not be written in time, here it is:\\n\\{\\n  "id": "[0-9a-f-]{36}",\\n  "status": "rolled_back"`,
+    ),
+  );
 });

@@ -34,6 +34,8 @@ const WRITE_COMMANDS = new Set([
   'commitTransaction',
   'abortTransaction',
 ]);
+/** MongoDB 5.0: the implicit default write concern of a replica set becomes `w: 'majority'`. */
+const MAJORITY_DEFAULT_WIRE_VERSION = 13;
 /** Refused by a secondary unless the read preference allows secondaries. */
 const READS = new Set(['find', 'aggregate', 'count', 'distinct', 'listCollections', 'listIndexes']);
 
@@ -62,6 +64,7 @@ export class Dispatcher {
   ) {}
 
   async handle(request: Request, connection: ConnectionInfo): Promise<Outcome> {
+    const started = Date.now();
     const command = request.command;
     const name = Object.keys(command)[0] ?? '';
     this.log.push(logEntry(command, name, connection.id));
@@ -76,7 +79,8 @@ export class Dispatcher {
       commandName: name,
     };
 
-    const failure = this.peer.failCommand.before(name, connection.appName);
+    const client = { appName: connection.appName, namespace: namespaceOf(command, name) };
+    const failure = this.peer.failCommand.before(name, client);
     if (failure?.blockMs) await delay(failure.blockMs);
     if (failure?.closeConnection) return { close: true };
     if (failure?.errorCode !== undefined) {
@@ -96,18 +100,24 @@ export class Dispatcher {
       const handler = this.handler(name, connection);
       session = this.peer.sessions.resolve(name, command);
       this.checkRole(name, command);
-      const previous = session.retryableWrite?.previous;
-      if (previous) return { reply: this.finish(previous) };
-      const reply = await handler({
-        peer: this.peer,
-        db: command.$db,
-        name,
-        command,
-        typed: request.typed,
-        session,
-      });
-      session.retryableWrite?.remember(reply);
-      return { reply: this.finish(this.withWriteConcernError(reply, name, labels, connection, session)) };
+      if (session.waitsFor !== undefined) await this.peer.storage.applied(session.waitsFor);
+      // A retried write that already ran is answered from the session's history, and still waits for its
+      // write concern (and meets a fail point's writeConcernError) as mongod's retry does.
+      let reply = session.retryableWrite?.previous;
+      if (!reply) {
+        reply = await handler({
+          peer: this.peer,
+          db: command.$db,
+          name,
+          command,
+          typed: request.typed,
+          session,
+        });
+        session.retryableWrite?.remember(reply);
+      }
+      return {
+        reply: this.finish(await this.afterWrite(reply, name, command, labels, connection, session, started)),
+      };
     } catch (error) {
       // An error in a command of a transaction aborts it, as on mongod (the fail point's do not: they fire
       // before the transaction is touched).
@@ -138,25 +148,57 @@ export class Dispatcher {
     }
   }
 
-  /** The fail point's writeConcernError, after the command took effect (a commit stays committed). */
-  private withWriteConcernError(
+  /**
+   * After a command that took effect and waits for its write concern: a fail point's writeConcernError (which
+   * replaces the wait, as in mongod), or the wait for a majority, bounded by `wtimeout` and `maxTimeMS`.
+   */
+  private async afterWrite(
     reply: Document,
     name: string,
+    command: Document,
     labels: LabelContext,
     connection: ConnectionInfo,
     session: SessionContext,
-  ): Document {
+    started: number,
+  ): Promise<Document> {
     // Inside a transaction only commit and abort wait for write concern.
     const commitOrAbort = name === 'commitTransaction' || name === 'abortTransaction';
     const waits = WRITE_COMMANDS.has(name) && (!session.transaction || commitOrAbort);
     if (!waits || reply.ok !== 1) return reply;
-    const after = this.peer.failCommand.after(name, connection.appName);
-    if (!after) return reply;
-    const code = after.writeConcernError.code as number;
+    const after = this.peer.failCommand.after(name, {
+      appName: connection.appName,
+      namespace: namespaceOf(command, name),
+    });
+    const writeConcernError = after
+      ? after.writeConcernError
+      : await this.waitForWriteConcern(command, started);
+    if (!writeConcernError) return reply;
     return withLabels(
-      { ...reply, writeConcernError: after.writeConcernError },
-      after.errorLabels ?? serverLabels(labels, undefined, code),
+      { ...reply, writeConcernError },
+      after?.errorLabels ?? serverLabels(labels, undefined, writeConcernError.code as number),
     );
+  }
+
+  /**
+   * `w: 'majority'` (the implicit default from MongoDB 5.0) waits until a majority has the write; `w: 1` and a
+   * standalone do not wait.
+   */
+  private async waitForWriteConcern(command: Document, started: number): Promise<Document | undefined> {
+    const { identity, replication } = this.peer;
+    if (identity.role === 'standalone') return undefined;
+    const implicit: Document = {
+      w: identity.maxWireVersion >= MAJORITY_DEFAULT_WIRE_VERSION ? 'majority' : 1,
+    };
+    const writeConcern = (command.writeConcern as Document | undefined) ?? implicit;
+    if (writeConcern.w !== 'majority') return undefined;
+    const maxTimeMS = typeof command.maxTimeMS === 'number' ? command.maxTimeMS : 0;
+    const wtimeout = typeof writeConcern.wtimeout === 'number' ? writeConcern.wtimeout : 0;
+    return replication.waitForMajority({
+      writeConcern,
+      // 0 means no limit, for both.
+      ...(wtimeout > 0 ? { wtimeoutMs: wtimeout } : {}),
+      ...(maxTimeMS > 0 ? { maxTimeMs: Math.max(0, started + maxTimeMS - Date.now()) } : {}),
+    });
   }
 
   /** A replica set member or mongos gossips its cluster time on every reply. */
@@ -169,6 +211,12 @@ export class Dispatcher {
       operationTime: clusterTime,
     };
   }
+}
+
+/** The namespace a command runs on, as the fail point's `namespace` names it. */
+function namespaceOf(command: Document, name: string): string {
+  const target = name === 'getMore' ? command.collection : command[name];
+  return typeof target === 'string' ? `${command.$db}.${target}` : String(command.$db);
 }
 
 function withLabels(reply: Document, labels: string[]): Document {

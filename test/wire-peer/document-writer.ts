@@ -52,8 +52,9 @@ export class DocumentWriter {
     for (const unique of indexes) unique.move(before, after);
   }
 
-  commit(): void {
-    this.writer.commit();
+  /** The commit's cluster time (undefined when nothing changed). */
+  commit(): number | undefined {
+    return this.writer.commit();
   }
 
   abort(): void {

@@ -13,11 +13,21 @@ export interface FailCommandData {
   blockConnection?: boolean;
   blockTimeMS?: number;
   appName?: string;
+  /** Only commands on this namespace (`db.collection`), as mongod's shouldActivateFailCommandFailPoint. */
+  namespace?: string;
 }
 
 export interface FailPointConfig {
   mode: FailPointMode;
   data?: FailCommandData;
+}
+
+/** Who sent a command, and on what: the fail point's filters. */
+export interface CommandClient {
+  /** client.application.name from the connection's handshake. */
+  appName: string | undefined;
+  /** `db.collection` for a command on a collection, else the database. */
+  namespace: string;
 }
 
 /** What the fail point does to a command before it runs, in the server's order. */
@@ -36,7 +46,7 @@ export interface AfterCommand {
 
 /**
  * The server's `failCommand` fail point. As in mongod, each activation is decided by first asking whether
- * the command is one it targets (name, appName, and something to do at that stage), then by the mode
+ * the command is one it targets (name, appName, namespace, and something to do at that stage), then by the mode
  * ({times}, {skip} count only targeted commands); `count` in the reply to a new configuration is how many
  * times the old one fired. configureFailPoint itself is never failed.
  */
@@ -70,10 +80,10 @@ export class FailCommand {
     return count;
   }
 
-  before(command: string, appName: string | undefined): BeforeCommand | undefined {
+  before(command: string, client: CommandClient): BeforeCommand | undefined {
     const { closeConnection, blockConnection, errorCode } = this.data;
     const acts = closeConnection === true || blockConnection === true || typeof errorCode === 'number';
-    if (!acts || !this.targets(command, appName) || !this.fires()) return undefined;
+    if (!acts || !this.targets(command, client) || !this.fires()) return undefined;
     return {
       ...(blockConnection ? { blockMs: this.data.blockTimeMS ?? 0 } : {}),
       ...(closeConnection ? { closeConnection: true } : {}),
@@ -82,15 +92,16 @@ export class FailCommand {
     };
   }
 
-  after(command: string, appName: string | undefined): AfterCommand | undefined {
+  after(command: string, client: CommandClient): AfterCommand | undefined {
     const { writeConcernError } = this.data;
-    if (!writeConcernError || !this.targets(command, appName) || !this.fires()) return undefined;
+    if (!writeConcernError || !this.targets(command, client) || !this.fires()) return undefined;
     return { writeConcernError, ...(this.data.errorLabels ? { errorLabels: this.data.errorLabels } : {}) };
   }
 
-  private targets(command: string, appName: string | undefined): boolean {
+  private targets(command: string, client: CommandClient): boolean {
     if (command === 'configureFailPoint') return false;
-    if (this.data.appName !== undefined && this.data.appName !== appName) return false;
+    if (this.data.appName !== undefined && this.data.appName !== client.appName) return false;
+    if (this.data.namespace !== undefined && this.data.namespace !== client.namespace) return false;
     // Names are matched as the server matches them: any alias of the same command.
     return (this.data.failCommands ?? []).some((name) => sameCommand(name, command));
   }

@@ -60,16 +60,24 @@ export function helloReply(
 
 /** The first release of each wire version this peer can play. */
 const RELEASES: [number, string][] = [
+  [0, '2.4.0'],
+  [2, '2.6.0'],
+  [3, '3.0.0'],
+  [4, '3.2.0'],
+  [5, '3.4.0'],
+  [6, '3.6.0'],
+  [7, '4.0.0'],
   [8, '4.2.0'],
   [9, '4.4.0'],
   [13, '5.0.0'],
   [17, '6.0.0'],
+  [19, '6.2.0'],
   [21, '7.0.0'],
   [25, '8.0.0'],
 ];
 
 export function serverVersion(maxWireVersion: number): string {
-  let version = '4.2.0';
+  let version = '2.4.0';
   for (const [wire, release] of RELEASES) if (wire <= maxWireVersion) version = release;
   return version;
 }

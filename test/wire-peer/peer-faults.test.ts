@@ -241,6 +241,22 @@ describe('failCommand fail point', () => {
     );
   });
 
+  test('namespace: only commands on that namespace are hit (a find on config.collections, not on another collection)', async () => {
+    await withPeer(
+      async (peer, client) => {
+        peer.failCommand({
+          mode: 'alwaysOn',
+          data: { failCommands: ['find'], errorCode: 13, namespace: 'config.collections' },
+        });
+        await client.db('config').collection('other').findOne({});
+        await client.db('db').collection('collections').findOne({});
+        await rejectsWith(client.db('config').collection('collections').findOne({}), 13);
+        assert.equal(peer.failCommand({ mode: 'off' }), 1);
+      },
+      { peer: { role: 'mongos' } },
+    );
+  });
+
   test("monitoring's hello is never hit by a fail point that does not name it; one naming hello is obeyed", async () => {
     await withPeer(
       async (peer, client) => {

@@ -4,6 +4,7 @@ import { describe, test } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import {
   BSON,
+  type CollationOptions,
   type Document,
   Double,
   Int32,
@@ -217,6 +218,28 @@ describe('handshake', () => {
     );
   });
 
+  test('maxWireVersion 7 (MongoDB 4.0): the driver refuses the server itself, naming its wire version', async () => {
+    const peer = await startWirePeer({ maxWireVersion: 7, helloCommand: false });
+    const client = new MongoClient(peer.uri('db'), { serverSelectionTimeoutMS: 1000 });
+    try {
+      await assert.rejects(client.connect(), (error: unknown) => {
+        assert.match(
+          String((error as Error).message),
+          /reports maximum wire version 7, but this version of the Node\.js Driver requires at least 8 \(MongoDB 4\.2\)/,
+        );
+        return true;
+      });
+      assert.deepEqual(
+        [...new Set(commandsOf(peer).map((e) => e.name))],
+        [],
+        'no command is sent, only handshakes',
+      );
+    } finally {
+      await client.close();
+      await peer.close();
+    }
+  });
+
   test('unknown commands answer CommandNotFound', async () => {
     await withPeer(async (_peer, client) => {
       await rejectsWith(client.db('db').command({ frobnicate: 1 }), 59);
@@ -346,6 +369,26 @@ describe('documents and cursors', () => {
       ]);
       assert.deepEqual((await c.distinct('k')).sort(), ['a', 'b']);
       assert.equal(await c.estimatedDocumentCount(), 3);
+    });
+  });
+
+  test('aggregate: $group keys compare with the collation (strength 2 folds case), as on a server', async () => {
+    await withPeer(async (_peer, client) => {
+      const c = client.db('db').collection<AnyDocument>('c');
+      await c.insertMany([{ k: 'SAM' }, { k: 'sam' }, { k: 'ann' }, { k: null }, {}, { k: 5 }]);
+      const groups = async (collation?: CollationOptions) =>
+        (
+          await c
+            .aggregate([{ $group: { _id: { key: { $ifNull: ['$k', null] } }, n: { $sum: 1 } } }], {
+              collation,
+            })
+            .toArray()
+        )
+          .map((group) => `${String(group._id.key)}:${group.n}`)
+          .sort();
+      assert.deepEqual(await groups(), ['5:1', 'SAM:1', 'ann:1', 'null:2', 'sam:1']);
+      assert.deepEqual(await groups({ locale: 'en', strength: 2 }), ['5:1', 'ann:1', 'null:2', 'sam:2']);
+      assert.deepEqual(await groups({ locale: 'en', strength: 3 }), await groups());
     });
   });
 
@@ -486,6 +529,125 @@ describe('documents and cursors', () => {
   });
 });
 
+describe('server statistics and parameters', () => {
+  test('$collStats storageStats: count, sizes from the stored BSON, each index; count; a missing collection is 26', async () => {
+    await withPeer(async (_peer, client) => {
+      const db = client.db('db');
+      const jobs = db.collection<AnyDocument>('jobs');
+      const documents = [
+        { _id: 1, byPuid: 'a', note: 'x'.repeat(100) },
+        { _id: 2, byPuid: 'b' },
+        { _id: 3, other: true },
+      ];
+      await jobs.insertMany(documents);
+      await jobs.createIndex({ byPuid: 1 }, { name: 'byPuid_1' });
+      await jobs.createIndex(
+        { byPuid: 1 },
+        { name: 'partial', partialFilterExpression: { _id: { $gt: 1 } } },
+      );
+      const [stats] = await jobs.aggregate([{ $collStats: { storageStats: {}, count: {} } }]).toArray();
+      const size = documents.reduce((sum, doc) => sum + BSON.calculateObjectSize(doc), 0);
+      assert.equal(stats?.ns, 'db.jobs');
+      assert.equal(stats?.count, 3);
+      const storage = stats?.storageStats;
+      assert.deepEqual(
+        [storage.count, storage.size, storage.avgObjSize, storage.nindexes],
+        [3, size, Math.trunc(size / 3), 3],
+      );
+      // Each entry: the key as BSON ({'0': value}) and an 8-byte record id; a missing field is null.
+      const entry = (value: unknown) => BSON.calculateObjectSize({ 0: value }) + 8;
+      assert.equal(storage.indexSizes._id_, entry(1) * 3);
+      assert.equal(storage.indexSizes.byPuid_1, entry('a') + entry('b') + entry(null));
+      assert.equal(storage.indexSizes.partial, entry('b') + entry(null), 'the partial index skips _id 1');
+      assert.equal(
+        storage.totalIndexSize,
+        storage.indexSizes._id_ + storage.indexSizes.byPuid_1 + storage.indexSizes.partial,
+      );
+      const [projected] = await jobs
+        .aggregate([{ $collStats: { storageStats: {} } }, { $project: { avg: '$storageStats.avgObjSize' } }])
+        .toArray();
+      assert.equal(projected?.avg, Math.trunc(size / 3));
+      await rejectsWith(
+        db
+          .collection('missing')
+          .aggregate([{ $collStats: { storageStats: {} } }])
+          .toArray(),
+        26,
+      );
+      await rejectsWith(jobs.aggregate([{ $match: {} }, { $collStats: {} }]).toArray(), 40602);
+      const session = client.startSession();
+      session.startTransaction();
+      await rejectsWith(jobs.aggregate([{ $collStats: { storageStats: {} } }], { session }).toArray(), 263);
+      await session.abortTransaction();
+      await session.endSession();
+    });
+  });
+
+  test("serverStatus: the cache's size, dirty bytes and update bytes as the test sets them; a mongos has no wiredTiger section", async () => {
+    await withPeer(
+      async (peer, client) => {
+        const cache = async () => (await client.db('admin').command({ serverStatus: 1 })).wiredTiger.cache;
+        assert.deepEqual(
+          [
+            (await cache())['maximum bytes configured'],
+            (await cache())['tracked dirty bytes in the cache'],
+            (await cache())['bytes allocated for updates'],
+          ],
+          [1024, 100, 0],
+        );
+        peer.setCacheUsage({ dirtyBytes: 200, updatesBytes: 50 });
+        assert.equal((await cache())['tracked dirty bytes in the cache'], 200);
+        assert.equal((await cache())['bytes allocated for updates'], 50);
+        peer.setRole('mongos');
+        assert.equal((await client.db('admin').command({ serverStatus: 1 })).wiredTiger, undefined);
+      },
+      { peer: { cacheSizeBytes: 1024, cacheDirtyBytes: 100 } },
+    );
+  });
+
+  test('getParameter and setParameter: the parameters of each version, changed at run time ("was"); none on mongos', async () => {
+    await withPeer(
+      async (peer, client) => {
+        const admin = client.db('admin');
+        const get = (name: string) =>
+          admin.command({ getParameter: 1, [name]: 1 }).then((reply) => reply[name]);
+        assert.equal(await get('minSnapshotHistoryWindowInSeconds'), 300);
+        assert.equal(await get('transactionTooLargeForCacheThreshold'), 0.75);
+        assert.equal(await get('wiredTigerEngineRuntimeConfig'), '');
+        const set = await admin.command({ setParameter: 1, minSnapshotHistoryWindowInSeconds: 2 });
+        assert.equal(set.was, 300);
+        assert.equal(await get('minSnapshotHistoryWindowInSeconds'), 2);
+        await admin.command({ setParameter: 1, wiredTigerEngineRuntimeConfig: 'eviction_dirty_trigger=10' });
+        assert.equal(await get('wiredTigerEngineRuntimeConfig'), 'eviction_dirty_trigger=10');
+        await admin.command({ setParameter: 1, transactionLifetimeLimitSeconds: 30 });
+        assert.equal(await get('transactionLifetimeLimitSeconds'), 30);
+        await rejectsWith(admin.command({ setParameter: 1, noSuchParameter: 1 }), 72);
+        const options = await admin.command({ getCmdLineOpts: 1 });
+        assert.equal(
+          options.parsed.storage.wiredTiger.engineConfig.configString,
+          'eviction_updates_trigger=5',
+        );
+        peer.setRole('mongos');
+        await rejectsWith(admin.command({ getParameter: 1, transactionLifetimeLimitSeconds: 1 }), 72);
+        assert.deepEqual((await admin.command({ getCmdLineOpts: 1 })).parsed, {});
+      },
+      { peer: { wiredTigerEngineConfigString: 'eviction_updates_trigger=5' } },
+    );
+    await withPeer(
+      async (_peer, client) => {
+        const admin = client.db('admin');
+        await rejectsWith(admin.command({ getParameter: 1, transactionTooLargeForCacheThreshold: 1 }), 72);
+        assert.equal(
+          (await admin.command({ getParameter: 1, minSnapshotHistoryWindowInSeconds: 1 }))
+            .minSnapshotHistoryWindowInSeconds,
+          300,
+        );
+      },
+      { peer: { maxWireVersion: 17 } },
+    );
+  });
+});
+
 describe('transactions', () => {
   test('commit makes every write visible at once; abort leaves nothing', async () => {
     await withPeer(async (_peer, client) => {
@@ -505,6 +667,63 @@ describe('transactions', () => {
       assert.equal(await c.countDocuments(), 2);
       await session.endSession();
     });
+  });
+
+  test('a commit still being applied: plain reads see the version before it, causally consistent and snapshot reads wait for it', async () => {
+    const lagMs = 600;
+    await withPeer(
+      async (peer, client) => {
+        const c = client.db('db').collection<AnyDocument>('c');
+        await c.insertOne({ _id: 1, v: 'before' });
+        const writer = client.startSession();
+        writer.startTransaction({ readConcern: { level: 'snapshot' }, writeConcern: { w: 'majority' } });
+        await c.updateOne({ _id: 1 }, { $set: { v: 'after' } }, { session: writer });
+        await c.insertOne({ _id: 2 }, { session: writer });
+        await writer.commitTransaction();
+        const committedAt = writer.operationTime as Timestamp;
+        const started = Date.now();
+
+        assert.equal((await c.findOne({ _id: 1 }))?.v, 'before', 'a plain read does not wait');
+        assert.equal(await c.countDocuments({}, { readConcern: { level: 'majority' } }), 1);
+        await c.insertOne({ _id: 3 });
+        assert.deepEqual(
+          (await c.find({}).toArray()).map((d) => d._id),
+          [1, 3],
+          'a later plain write is seen, the commit still being applied is not',
+        );
+
+        const causal = client.startSession({ causalConsistency: true });
+        causal.advanceOperationTime(committedAt);
+        peer.clearLog();
+        const read = await c.findOne({ _id: 1 }, { session: causal, readConcern: { level: 'majority' } });
+        assert.equal(read?.v, 'after', "a read after the commit's cluster time waits for it");
+        assert.ok(Date.now() - started >= lagMs - 50, 'and it waited');
+        const [sent] = commandsOf(peer).filter((e) => e.name === 'find');
+        assert.deepEqual(sent?.readConcern, { level: 'majority', afterClusterTime: committedAt });
+        assert.equal((await c.findOne({ _id: 1 }))?.v, 'after', 'once applied, every read sees it');
+        await causal.endSession();
+        await writer.endSession();
+      },
+      { peer: { commitVisibilityLagMs: lagMs } },
+    );
+    await withPeer(
+      async (_peer, client) => {
+        const c = client.db('db').collection<AnyDocument>('c');
+        const writer = client.startSession();
+        writer.startTransaction();
+        await c.insertOne({ _id: 1 }, { session: writer });
+        await writer.commitTransaction();
+        const snapshot = client.startSession({ snapshot: true });
+        assert.equal(
+          (await c.find({}, { session: snapshot }).toArray()).length,
+          1,
+          'a snapshot read waits for the commit',
+        );
+        await snapshot.endSession();
+        await writer.endSession();
+      },
+      { peer: { commitVisibilityLagMs: lagMs } },
+    );
   });
 
   test("a transaction's open cursors close when it commits", async () => {

@@ -1,3 +1,4 @@
+import { setTimeout as delay } from 'node:timers/promises';
 import { type Document, Timestamp, UUID } from 'mongodb';
 import type { StoredDocument } from './documents.js';
 
@@ -28,10 +29,11 @@ export class Chain {
   /** An open transaction that wrote this document and has not committed or aborted yet. */
   holder: Holder | undefined;
 
-  visibleAt(ts: number): StoredDocument | undefined {
+  /** The last version at or before `ts`; with `hidden`, versions of commits still being applied are skipped. */
+  visibleAt(ts: number, hidden?: (ts: number) => boolean): StoredDocument | undefined {
     for (let i = this.versions.length - 1; i >= 0; i -= 1) {
       const version = this.versions[i] as Version;
-      if (version.ts <= ts) return version.doc;
+      if (version.ts <= ts && !hidden?.(version.ts)) return version.doc;
     }
     return undefined;
   }
@@ -65,21 +67,68 @@ export class Collection {
   }
 }
 
+/** Cluster times are Timestamps of whole seconds on a server: one made this recently is still "now". */
+const CLOCK_RESOLUTION_MS = 1000;
+
 export class Storage {
   /** The cluster time of the last commit; a reader "now" reads at this time. */
   private clock = 0;
+  /** When each cluster time was made (wall clock, ms), for the snapshot history window. */
+  private readonly made: number[] = [Date.now()];
   /** Cluster times are Timestamps of this second with the commit counter as increment. */
   private readonly epoch = Math.floor(Date.now() / 1000);
   readonly databases = new Map<string, Map<string, Collection>>();
+  /**
+   * Commits still being applied (a multi-shard commit, see the README): their time, and the moment (Date.now())
+   * from which every reader sees them.
+   */
+  private readonly applying = new Map<number, number>();
 
   get now(): number {
     return this.clock;
   }
 
+  /** The commit at `ts` becomes visible to reads that do not wait for it only `lagMs` from now. */
+  applyLater(ts: number, lagMs: number): void {
+    if (lagMs > 0) this.applying.set(ts, Date.now() + lagMs);
+  }
+
+  /** True while the commit at `ts` is still being applied. */
+  readonly stillApplying = (ts: number): boolean => {
+    const until = this.applying.get(ts);
+    if (until === undefined) return false;
+    if (Date.now() < until) return true;
+    this.applying.delete(ts);
+    return false;
+  };
+
+  /** Resolves once every commit at or before `ts` is applied: what a read with afterClusterTime waits for. */
+  async applied(ts: number): Promise<void> {
+    for (const [commit, until] of [...this.applying]) {
+      if (commit <= ts && this.stillApplying(commit)) await delay(until - Date.now());
+    }
+  }
+
   /** The time of a new commit: strictly after every earlier one. */
   tick(): number {
     this.clock += 1;
+    this.made[this.clock] = Date.now();
     return this.clock;
+  }
+
+  /**
+   * The current cluster time for a new reader. A server's cluster time follows the wall clock (an idle
+   * primary writes a no-op every 10 s); the peer's moves only on commits, so a reader arriving a second or more
+   * after the last one gets a no-op tick, and its time is as recent as a server's would be.
+   */
+  current(): number {
+    if (Date.now() - this.madeAt(this.clock) >= CLOCK_RESOLUTION_MS) this.tick();
+    return this.clock;
+  }
+
+  /** When cluster time `ts` was made (wall clock, ms). */
+  madeAt(ts: number): number {
+    return this.made[Math.min(Math.max(ts, 0), this.clock)] ?? 0;
   }
 
   timestamp(ts: number = this.clock): Timestamp {
@@ -128,12 +177,16 @@ export class Storage {
   }
 }
 
-/** The documents of one collection as a reader sees them: committed at `ts`, plus a writer's own changes. */
+/**
+ * The documents of one collection as a reader sees them: committed at `ts`, plus a writer's own changes. A read
+ * that does not wait for commits being applied (`hidesApplying`) sees the versions from before them.
+ */
 export class ReadView {
   constructor(
     readonly storage: Storage,
     readonly ts: number,
     private readonly own?: ReadonlyMap<Chain, StoredDocument | undefined>,
+    private readonly hidesApplying = false,
   ) {}
 
   *documents(db: string, name: string): Generator<StoredDocument> {
@@ -152,7 +205,7 @@ export class ReadView {
 
   private visible(chain: Chain): StoredDocument | undefined {
     if (this.own?.has(chain)) return this.own.get(chain);
-    return chain.visibleAt(this.ts);
+    return chain.visibleAt(this.ts, this.hidesApplying ? this.storage.stillApplying : undefined);
   }
 }
 
@@ -198,16 +251,21 @@ export class Writer implements Holder {
     this.changes.set(chain, doc);
   }
 
-  /** Makes every change visible at one new cluster time (none is needed when nothing changed). */
-  commit(): void {
+  /**
+   * Makes every change visible at one new cluster time (none is needed when nothing changed), and returns that
+   * time.
+   */
+  commit(): number | undefined {
+    let ts: number | undefined;
     if (this.changes.size > 0) {
-      const ts = this.storage.tick();
+      ts = this.storage.tick();
       for (const [chain, doc] of this.changes) {
         chain.versions.push({ ts, doc });
         chain.holder = undefined;
       }
     }
     this.settle();
+    return ts;
   }
 
   abort(): void {

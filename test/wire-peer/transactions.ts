@@ -1,6 +1,7 @@
 import type { Binary, Document, Timestamp } from 'mongodb';
 import { DocumentWriter } from './document-writer.js';
 import { Code, CommandError } from './errors.js';
+import type { Replication } from './replication.js';
 import type { Storage } from './storage.js';
 
 /** Commands a mongod runs inside a multi-document transaction; any other is refused there (263). */
@@ -50,11 +51,13 @@ export class Transaction {
     this.timer.unref();
   }
 
-  end(state: 'committed' | 'aborted'): void {
+  /** Returns the commit's cluster time (undefined for an abort, or a commit that changed nothing). */
+  end(state: 'committed' | 'aborted'): number | undefined {
     clearTimeout(this.timer);
-    if (state === 'committed') this.writer.commit();
-    else this.writer.abort();
     this.state = state;
+    if (state === 'committed') return this.writer.commit();
+    this.writer.abort();
+    return undefined;
   }
 }
 
@@ -77,6 +80,13 @@ export interface SessionContext {
   readTs: number;
   /** readConcern snapshot outside a transaction: the reply carries atClusterTime. */
   snapshotRead: boolean;
+  /**
+   * A read outside a transaction that waits for the commits at or before this time to be applied before it
+   * runs (afterClusterTime, or a snapshot read); see Storage.applied.
+   */
+  waitsFor?: number;
+  /** A read outside a transaction at local or majority read concern: commits still being applied are hidden. */
+  hidesApplying?: boolean;
 }
 
 export interface SessionOptions {
@@ -84,6 +94,10 @@ export interface SessionOptions {
   standalone: boolean;
   maxWireVersion: number;
   transactionLifetimeMs: number;
+  /** minSnapshotHistoryWindowInSeconds: a read at an older atClusterTime is SnapshotTooOld (239). */
+  snapshotHistoryWindowSeconds: number;
+  /** How long a committed transaction stays invisible to reads that do not wait for it (0: none). */
+  commitVisibilityLagMs: number;
 }
 
 export function lsidOf(command: Document): string | undefined {
@@ -101,6 +115,7 @@ export class Sessions {
 
   constructor(
     private readonly storage: Storage,
+    private readonly replication: Replication,
     private readonly options: () => SessionOptions,
     /** Told when a transaction commits or aborts (its cursors close with it). */
     private readonly onEnd: (transaction: Transaction) => void,
@@ -120,8 +135,10 @@ export class Sessions {
     return this.readTime(name, command);
   }
 
-  private readTime(name: string, command: Document): { readTs: number; snapshotRead: boolean } {
-    const readConcern = command.readConcern as { level?: string; atClusterTime?: Timestamp } | undefined;
+  private readTime(name: string, command: Document): SessionContext {
+    const readConcern = command.readConcern as
+      | { level?: string; atClusterTime?: Timestamp; afterClusterTime?: Timestamp }
+      | undefined;
     if (readConcern?.level !== 'snapshot') {
       if (readConcern?.atClusterTime) {
         throw new CommandError(
@@ -129,7 +146,16 @@ export class Sessions {
           'atClusterTime is only allowed with readConcern level snapshot',
         );
       }
-      return { readTs: this.storage.now, snapshotRead: false };
+      // Majority reads read at the majority commit point. A causally consistent read waits for what it must
+      // see; any other read takes what is applied now.
+      const majority = readConcern?.level === 'majority';
+      const after = readConcern?.afterClusterTime;
+      return {
+        readTs: majority ? this.replication.commitPoint : this.storage.now,
+        snapshotRead: false,
+        hidesApplying: true,
+        ...(after ? { waitsFor: this.storage.timeOf(after) } : {}),
+      };
     }
     if (this.options().maxWireVersion < SNAPSHOT_READS_WIRE_VERSION) {
       throw new CommandError(
@@ -144,15 +170,26 @@ export class Sessions {
         `Command ${name} does not support readConcern level snapshot`,
       );
     }
-    return { readTs: this.readAt(readConcern.atClusterTime), snapshotRead: true };
+    const readTs = this.readAt(readConcern.atClusterTime);
+    return { readTs, snapshotRead: true, waitsFor: readTs };
   }
 
-  /** The storage time of a read at `atClusterTime` (now without one); a time not reached yet is refused. */
+  /**
+   * The storage time of a snapshot read at `atClusterTime`; without one, the majority commit point (snapshot
+   * read concern reads majority-committed data). A time not reached yet is refused.
+   */
   private readAt(atClusterTime: Timestamp | undefined): number {
-    if (!atClusterTime) return this.storage.now;
+    if (!atClusterTime) return this.replication.readPoint();
     const at = this.storage.timeOf(atClusterTime);
     if (at > this.storage.now) {
       throw new CommandError(246, 'atClusterTime is later than the latest cluster time of this peer');
+    }
+    const oldest = this.replication.oldestReadable(this.options().snapshotHistoryWindowSeconds);
+    if (this.storage.madeAt(at) < oldest) {
+      throw new CommandError(
+        239,
+        `Read timestamp Timestamp(${atClusterTime.high}, ${atClusterTime.low}) is older than the oldest available timestamp.`,
+      );
     }
     return at;
   }
@@ -249,7 +286,9 @@ export class Sessions {
         'atClusterTime is only allowed with readConcern level snapshot',
       );
     }
-    const readTs = this.readAt(readConcern.atClusterTime);
+    // Snapshot and majority read concerns read majority-committed data; local reads the latest.
+    const committed = readConcern.level === 'snapshot' || readConcern.level === 'majority';
+    const readTs = committed ? this.readAt(readConcern.atClusterTime) : this.storage.now;
     this.abortOpen(session);
     session.txnNumber = txnNumber;
     const transaction = new Transaction(
@@ -301,7 +340,8 @@ export class Sessions {
   }
 
   end(transaction: Transaction, state: 'committed' | 'aborted'): void {
-    transaction.end(state);
+    const committedAt = transaction.end(state);
+    if (committedAt !== undefined) this.storage.applyLater(committedAt, this.options().commitVisibilityLagMs);
     this.onEnd(transaction);
   }
 

@@ -1,7 +1,7 @@
 import type { Binary, Document } from 'mongodb';
 import { Code, CommandError } from '../errors.js';
 import { buildInfoReply, serverVersion } from '../handshake.js';
-import { commandOptions, type Handler } from './context.js';
+import { type CommandRun, commandOptions, type Handler } from './context.js';
 
 const ping: Handler = () => ({ ok: 1 });
 
@@ -10,6 +10,21 @@ const buildInfo: Handler = (run) => buildInfoReply(run.peer.identity.maxWireVers
 const serverStatus: Handler = (run) => {
   const { identity, settings, openConnections } = run.peer;
   const uptimeMillis = Date.now() - settings.startedAt;
+  // A mongos has no storage engine: its serverStatus has no wiredTiger section.
+  const storage =
+    identity.role === 'mongos'
+      ? {}
+      : {
+          storageEngine: { name: 'wiredTiger', supportsCommittedReads: true, persistent: false },
+          wiredTiger: {
+            cache: {
+              'maximum bytes configured': settings.cacheSizeBytes,
+              'bytes currently in the cache': settings.cacheDirtyBytes,
+              'tracked dirty bytes in the cache': settings.cacheDirtyBytes,
+              'bytes allocated for updates': settings.cacheUpdatesBytes,
+            },
+          },
+        };
   return {
     host: identity.host,
     version: serverVersion(identity.maxWireVersion),
@@ -19,29 +34,77 @@ const serverStatus: Handler = (run) => {
     uptimeMillis,
     localTime: new Date(),
     connections: { current: openConnections(), available: 838_860, totalCreated: openConnections() },
-    storageEngine: { name: 'wiredTiger', supportsCommittedReads: true, persistent: false },
-    wiredTiger: {
-      cache: { 'maximum bytes configured': settings.cacheSizeBytes, 'bytes currently in the cache': 0 },
-    },
+    ...storage,
     ok: 1,
   };
 };
 
-const getParameter: Handler = (run) => {
+/** The server parameters a mongod of this version has (a mongos has none of these). */
+function parameters(run: CommandRun): Document {
   const { settings, identity } = run.peer;
-  const parameters: Document = {
+  if (identity.role === 'mongos') return {};
+  const wire = identity.maxWireVersion;
+  return {
     transactionLifetimeLimitSeconds: settings.transactionLifetimeLimitSeconds,
     featureCompatibilityVersion: {
-      version: serverVersion(identity.maxWireVersion).split('.').slice(0, 2).join('.'),
+      version: serverVersion(wire).split('.').slice(0, 2).join('.'),
     },
+    wiredTigerEngineRuntimeConfig: settings.wiredTigerEngineRuntimeConfig,
+    // New in MongoDB 5.0 and 6.2.
+    ...(wire >= 13 ? { minSnapshotHistoryWindowInSeconds: settings.minSnapshotHistoryWindowInSeconds } : {}),
+    ...(wire >= 19
+      ? { transactionTooLargeForCacheThreshold: settings.transactionTooLargeForCacheThreshold }
+      : {}),
   };
-  if (run.command.getParameter === '*') return { ...parameters, ok: 1 };
+}
+
+const getParameter: Handler = (run) => {
+  const known = parameters(run);
+  if (run.command.getParameter === '*') return { ...known, ok: 1 };
   const asked = Object.keys(commandOptions(run));
-  const unknown = asked.find((key) => !(key in parameters));
+  const unknown = asked.find((key) => !(key in known));
   if (unknown !== undefined || asked.length === 0) {
     throw new CommandError(Code.InvalidOptions, 'no option found to get');
   }
-  return { ...Object.fromEntries(asked.map((key) => [key, parameters[key]])), ok: 1 };
+  return { ...Object.fromEntries(asked.map((key) => [key, known[key]])), ok: 1 };
+};
+
+/** The parameters a test may change at run time, as on a server; the reply says what each `was`. */
+const SETTABLE = {
+  transactionLifetimeLimitSeconds: 'number',
+  minSnapshotHistoryWindowInSeconds: 'number',
+  transactionTooLargeForCacheThreshold: 'number',
+  wiredTigerEngineRuntimeConfig: 'string',
+} as const;
+
+const setParameter: Handler = (run) => {
+  if (run.db !== 'admin')
+    throw new CommandError(13, 'setParameter may only be run against the admin database.');
+  const known = parameters(run);
+  const given = Object.entries(commandOptions(run));
+  if (given.length === 0) throw new CommandError(Code.InvalidOptions, 'no option found to set');
+  let was: unknown;
+  for (const [name, value] of given) {
+    const type = SETTABLE[name as keyof typeof SETTABLE];
+    if (!(name in known) || type === undefined) {
+      throw new CommandError(Code.InvalidOptions, `attempted to set unrecognized parameter [${name}]`);
+    }
+    if (typeof value !== type) throw new CommandError(Code.BadValue, `bad value for ${name}`);
+    was = known[name];
+    (run.peer.settings as unknown as Record<string, unknown>)[name] = value;
+  }
+  return { was, ok: 1 };
+};
+
+/** The startup options; only the WiredTiger engine configuration string is played. */
+const getCmdLineOpts: Handler = (run) => {
+  const { settings, identity } = run.peer;
+  const configString = settings.engineConfigString;
+  const storage =
+    identity.role !== 'mongos' && configString !== ''
+      ? { storage: { wiredTiger: { engineConfig: { configString } } } }
+      : {};
+  return { argv: [identity.role === 'mongos' ? 'mongos' : 'mongod'], parsed: storage, ok: 1 };
 };
 
 const configureFailPoint: Handler = (run) => {
@@ -95,6 +158,8 @@ export const adminCommands: Record<string, Handler> = {
   buildinfo: buildInfo,
   serverStatus,
   getParameter,
+  setParameter,
+  getCmdLineOpts,
   configureFailPoint,
   endSessions,
   killSessions,

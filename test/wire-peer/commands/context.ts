@@ -3,12 +3,14 @@ import type { Cursors } from '../cursors.js';
 import { Code, CommandError } from '../errors.js';
 import type { FailCommand } from '../fail-points.js';
 import type { Identity } from '../handshake.js';
+import type { Replication } from '../replication.js';
 import { type Collection, ReadView, type Storage } from '../storage.js';
 import type { SessionContext, Sessions } from '../transactions.js';
 
 /** Everything a command handler may touch. */
 export interface PeerState {
   readonly storage: Storage;
+  readonly replication: Replication;
   readonly cursors: Cursors;
   readonly sessions: Sessions;
   readonly failCommand: FailCommand;
@@ -19,7 +21,18 @@ export interface PeerState {
 
 export interface PeerSettings {
   cacheSizeBytes: number;
+  /** serverStatus wiredTiger.cache: what the live workload has dirtied, and the bytes of its updates. */
+  cacheDirtyBytes: number;
+  cacheUpdatesBytes: number;
+  /** `storage.wiredTiger.engineConfig.configString`, as getCmdLineOpts reports the startup options. */
+  readonly engineConfigString: string;
+  /** Server parameters (getParameter / setParameter), mongod's own. */
   transactionLifetimeLimitSeconds: number;
+  minSnapshotHistoryWindowInSeconds: number;
+  transactionTooLargeForCacheThreshold: number;
+  wiredTigerEngineRuntimeConfig: string;
+  /** A committed transaction is hidden this long from reads that do not wait for it (afterClusterTime). */
+  commitVisibilityLagMs: number;
   readonly startedAt: number;
 }
 
@@ -56,7 +69,10 @@ export function existingCollection(run: CommandRun, name: string): Collection | 
 
 /** What a read sees: its transaction's snapshot and writes, or committed data at its read time. */
 export function readView(run: CommandRun): ReadView {
-  return run.session.transaction?.writer.view ?? new ReadView(run.peer.storage, run.session.readTs);
+  return (
+    run.session.transaction?.writer.view ??
+    new ReadView(run.peer.storage, run.session.readTs, undefined, run.session.hidesApplying)
+  );
 }
 
 /** Fields every command may carry (sessions, concerns, routing); what is left are the command's own options. */

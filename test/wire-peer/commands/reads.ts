@@ -6,6 +6,7 @@ import { type StoredDocument, valueKey } from '../documents.js';
 import { Code, CommandError } from '../errors.js';
 import type { ReadView } from '../storage.js';
 import { type CommandRun, collectionName, type Handler, namespace, readView } from './context.js';
+import { collStats } from './statistics.js';
 
 /** Stages that never change the documents they get, so mingo may read the stored ones without copying. */
 const READ_ONLY_STAGES = new Set(['$match', '$group', '$sort', '$skip', '$limit', '$count']);
@@ -91,14 +92,23 @@ const aggregate: Handler = (run) => {
   if (typeof collection !== 'string') {
     throw new CommandError(Code.NotImplemented, 'the wire peer runs collection aggregations only');
   }
-  const pipeline = (run.command.pipeline ?? []) as Document[];
+  let pipeline = (run.command.pipeline ?? []) as Document[];
   const stages = pipeline.map((stage) => Object.keys(stage)[0] as string);
   if (stages.some((stage) => WRITING_STAGES.has(stage)) || run.command.explain) {
     throw new CommandError(Code.NotImplemented, 'the wire peer does not run $out, $merge or explain');
   }
+  if (stages.lastIndexOf('$collStats') > 0) {
+    throw new CommandError(40602, '$collStats is only valid as the first stage in a pipeline');
+  }
+  if (stages[0] === '$collStats') {
+    const stats = collStats(run, collection, pipeline[0]?.$collStats as Document);
+    pipeline = pipeline.slice(1);
+    const results = new Aggregator(pipeline).run([stats]) as Document[];
+    return cursorReply(run, namespace(run, collection), results, run.command.cursor ?? {});
+  }
   const view = readView(run);
   const plainOf = (name: string) => [...view.documents(run.db, name)].map((doc) => doc.plain);
-  const aggregator = new Aggregator(pipeline, {
+  const aggregator = new Aggregator(collatedGroups(pipeline, run.command.collation), {
     collation: run.command.collation,
     collectionResolver: plainOf,
     processingMode: stages.every((stage) => READ_ONLY_STAGES.has(stage))
@@ -108,6 +118,31 @@ const aggregate: Handler = (run) => {
   const results = aggregator.run(plainOf(collection)) as Document[];
   return cursorReply(run, namespace(run, collection), results, run.command.cursor ?? {});
 };
+
+/**
+ * A server's $group compares its keys with the operation's collation (the server's own test, collation_group:
+ * "the $group stage and all accumulators respect the collation"); mingo's $group does not. For strength 1 and 2
+ * the peer folds the case of every string a group key reads, so "SAM" and "sam" are one group (the key shown
+ * is the folded one; a server shows the first document's); accents are not folded.
+ */
+function collatedGroups(pipeline: Document[], collation: Document | undefined): Document[] {
+  if (((collation?.strength as number | undefined) ?? 3) > 2) return pipeline;
+  return pipeline.map((stage) =>
+    stage.$group ? { $group: { ...stage.$group, _id: foldCase(stage.$group._id) } } : stage,
+  );
+}
+
+function foldCase(expression: unknown): unknown {
+  if (typeof expression === 'string') {
+    if (!expression.startsWith('$') || expression.startsWith('$$')) return expression;
+    return { $cond: [{ $eq: [{ $type: expression }, 'string'] }, { $toLower: expression }, expression] };
+  }
+  if (Array.isArray(expression)) return expression.map(foldCase);
+  if (expression === null || typeof expression !== 'object' || '_bsontype' in expression) return expression;
+  return Object.fromEntries(
+    Object.entries(expression).map(([key, value]) => [key, key === '$literal' ? value : foldCase(value)]),
+  );
+}
 
 const getMore: Handler = (run) => {
   const collection = run.command.collection as string;
