@@ -35,19 +35,28 @@ export interface ArrivalFacts {
  * admins, and what earlier runs brought from its follow-up sources.
  */
 export function arrivalsOf(facts: ArrivalFacts): Arrival[] {
-  const arrivals: Arrival[] = [];
+  // Keyed by account: a converted customer is among the moving accounts of newer plans, and not of journal heads
+  // written before they listed it; either way it arrives once.
+  const arrivals = new Map<string, Arrival>();
+  const add = (_id: ObjectId, source: Arrival['source'] | undefined) => {
+    if (source && !arrivals.has(_id.toHexString())) arrivals.set(_id.toHexString(), { _id, source });
+  };
   for (const account of facts.expectations.movingAccounts) {
-    const source = facts.sources.find((candidate) => candidate.username === account.from);
-    if (source) arrivals.push({ _id: account._id, source });
+    add(
+      account._id,
+      facts.sources.find((candidate) => candidate.username === account.from),
+    );
   }
   if (facts.options.convertToAdmin) {
-    for (const source of facts.sources.filter((s) => !s.followUp)) arrivals.push({ _id: source._id, source });
+    for (const source of facts.sources.filter((s) => !s.followUp)) add(source._id, source);
   }
   for (const arrived of facts.prior.flatMap((migration) => migration.arrived)) {
-    const source = facts.sources.find((candidate) => candidate._id.equals(arrived.source._id));
-    if (source) arrivals.push({ _id: arrived._id, source });
+    add(
+      arrived._id,
+      facts.sources.find((candidate) => candidate._id.equals(arrived.source._id)),
+    );
   }
-  return arrivals;
+  return [...arrivals.values()];
 }
 
 /** The journal head fields read here, as a migration head stores them. */

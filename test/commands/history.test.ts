@@ -102,7 +102,7 @@ test('history shows a noop run (nothing to do) with the migration that had moved
   const only = await runCli(['history', '--status', 'noop', '--output-file', history, '--json']);
   assert.equal(only.code, 0, only.stderr);
   assert.deepEqual(
-    JSON.parse(only.stdout).map((row: { id: string; movedBy: string[] }) => [row.id, row.movedBy]),
+    JSON.parse(only.stdout).records.map((row: { id: string; movedBy: string[] }) => [row.id, row.movedBy]),
     [[noop?.id, [migration?.id]]],
   );
 });

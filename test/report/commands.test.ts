@@ -23,7 +23,7 @@ test('a phase command: the sources as typed (names or ids), the same options, ta
   ]);
 });
 
-test('a URI without a password is given; one with a password is left to MONGODB_URI and never printed', () => {
+test('a URI without a password is given; one with a password is read from MONGODB_URI and never printed', () => {
   const open = migrationCommand(
     shape({ target: { kind: 'mongodb', uri: 'mongodb://db1:27017/agmission?replicaSet=rs0' } }),
     [EAST],
@@ -38,5 +38,10 @@ test('a URI without a password is given; one with a password is left to MONGODB_
     secret[0] ?? '',
     /^# with MONGODB_URI set to the connection string used now \(mongodb:\/\/ops:\*\*\*\*@db1:27017\/agmission\)/,
   );
-  assert.doesNotMatch(secret.join('\n'), /s3cr3t-pass|--uri/);
+  assert.doesNotMatch(secret.join('\n'), /s3cr3t-pass/);
+  assert.match(
+    secret[1] ?? '',
+    / --uri "\$MONGODB_URI" /,
+    'read from the environment, never the default server',
+  );
 });

@@ -42,8 +42,12 @@ test('--preview --report writes the change-ticket Markdown, whose command runs e
     /## Actions on execute \(one transaction\)\n\n1\. jobs\.client: re-point merged accounts/,
   );
   const command = /```sh\n([\s\S]*?)\n```/.exec(markdown)?.[1] as string;
-  assert.match(command, new RegExp(`\\n  --expect-plan ${fingerprint} \\\\\n`));
-  assert.match(command, new RegExp(`\\n  --snapshot ${snapshot} \\\\\n  --output-file ${history}$`));
+  assert.match(
+    command,
+    new RegExp(
+      `\\n  --snapshot ${snapshot} \\\\\n  --output-file ${history} \\\\\n  --expect-plan ${fingerprint}$`,
+    ),
+  );
 
   const argv = command
     .replace(/\\\n\s*/g, ' ')
