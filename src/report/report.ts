@@ -348,7 +348,7 @@ export function sizeLines(view: PlanView): string[] {
   if (!size) return [];
   const { cost } = size;
   const lines = [
-    "Transaction size and time (estimated from the server's own figures):",
+    'Transaction size and time (an estimate: what it read, and what it assumed, are below):',
     `  ${cost.documents} document(s) changed, ~${mib(cost.bytes)} dirtied in cache (documents ${mib(cost.documentBytes)}, index entries ${mib(cost.indexBytes)}, journal ${mib(cost.journalBytes)})`,
   ];
   for (const limit of size.limits) {
