@@ -43,7 +43,10 @@ for (const backend of backends) {
       const preview = await cli({}, ['--preview']);
       assert.equal(preview.code, 0, preview.stderr);
       const out = preview.stdout;
-      assert.match(out, /Transaction size and time \(an estimate: what it read, and what it assumed, are below\):/);
+      assert.match(
+        out,
+        /Transaction size and time \(an estimate: what it read, and what it assumed, are below\):/,
+      );
       assert.match(
         out,
         /\n {2}\d+ document\(s\) changed, ~[\d.]+ [KM]iB dirtied in cache \(documents [\d.]+ [KM]iB, index entries [\d.]+ [KM]iB, journal [\d.]+ [KM]iB\)/,
