@@ -626,6 +626,7 @@ export class DumpStore extends DumpReadOnlyStore implements Store {
         const bytes = tx.changedHeld.has(collection)
           ? heldBytes(held.get(collection) ?? [], pacer)
           : rewrittenBytes(existing, writes.get(collection) ?? [], pacer);
+        log('writing the new %s beside %s', collection, file);
         replacements.push(await prepareReplacement(file, encoded(this.layout.gzip, bytes)));
         if (!existing) {
           const metadata = metadataFileOf(file);
@@ -640,6 +641,7 @@ export class DumpStore extends DumpReadOnlyStore implements Store {
         renames: replacements.map(({ temp, target }) => ({ temp, target })),
       };
       await replaceFile(join(this.layout.dir, COMMIT_RECORD), JSON.stringify(record));
+      log('commit record written: %d renames', record.renames.length);
     } catch (error) {
       for (const replacement of replacements) await replacement.discard();
       throw error;
