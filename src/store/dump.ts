@@ -56,6 +56,9 @@ const TEMP_FILE = /^\..+\.(bson|json)(\.gz)?\.\d+\.[0-9a-f]{8}\.tmp$/;
 const WRITE_CHUNK = 1024 * 1024;
 
 const WHAT = 'the dump';
+/** Passes over files at least this large say how far they are, on a terminal. */
+const PROGRESS_BYTES = 32 * 1024 * 1024;
+const PROGRESS_EVERY_MS = 5_000;
 
 /** A mongodump folder of one database: its collections' BSON files (`.bson`, or `.bson.gz` for `--gzip`). */
 export interface DumpLayout {
@@ -229,6 +232,47 @@ function applyWrites(
   return { document: current, touched };
 }
 
+/** Documents counted by a finished pass, per file: the next pass's time left. */
+type Counted = Map<string, number>;
+
+/** Every PROGRESS_EVERY_MS of a pass over a large file: documents read, the rate, and the time left when known. */
+class PassProgress {
+  private readonly started = performance.now();
+  private last = this.started;
+
+  constructor(
+    private readonly file: string,
+    private readonly size: number,
+    private readonly report: (line: string) => void,
+    private readonly known: number | undefined,
+  ) {}
+
+  static async of(
+    file: string,
+    report: ((line: string) => void) | undefined,
+    counted: Counted,
+  ): Promise<PassProgress | undefined> {
+    if (!report) return undefined;
+    const size = (await stat(file).catch(() => undefined))?.size ?? 0;
+    return size >= PROGRESS_BYTES ? new PassProgress(file, size, report, counted.get(file)) : undefined;
+  }
+
+  tick(documents: number, offset: number): void {
+    const now = performance.now();
+    if (now - this.last < PROGRESS_EVERY_MS) return;
+    this.last = now;
+    const seconds = (now - this.started) / 1000;
+    const rate = documents / seconds;
+    // The share done: from a count of an earlier pass, else (plain BSON) from the bytes read.
+    const done = this.known ? documents / this.known : isGzip(this.file) ? undefined : offset / this.size;
+    const left =
+      done && done > 0 ? ` about ${Math.max(0, Math.round(seconds / done - seconds))} s left,` : '';
+    this.report(
+      `Reading ${basename(this.file)}: ${documents.toLocaleString('en-US')} documents, ${Math.round(rate).toLocaleString('en-US')}/s,${left} ${Math.round(seconds)} s so far`,
+    );
+  }
+}
+
 /**
  * The streamed collections of a dump, as a transaction with these pending writes sees them (none: as the files
  * are). Each read is a pass over the file, letting the event loop turn.
@@ -238,6 +282,8 @@ class Streams {
     private readonly layout: DumpLayout,
     private readonly pacer: Pacer,
     private readonly writes: Writes = new Map(),
+    private readonly progress?: (line: string) => void,
+    private readonly counted: Counted = new Map(),
   ) {}
 
   streams(collection: string): boolean {
@@ -248,10 +294,17 @@ class Streams {
     const file = this.layout.files.get(collection);
     const writes = this.writes.get(collection) ?? [];
     if (file) {
+      const progress = await PassProgress.of(file, this.progress, this.counted);
+      let read = 0;
       for await (const raw of readBsonFile(file)) {
         yield applyWrites(writes, 0, decodeDocument(raw, file)).document;
-        if (this.pacer.due) await this.pacer.turn();
+        read += 1;
+        if (this.pacer.due) {
+          progress?.tick(read, raw.offset);
+          await this.pacer.turn();
+        }
       }
+      this.counted.set(file, read);
     }
     for (const [index, write] of writes.entries()) {
       if (!('inserted' in write)) continue;
@@ -347,6 +400,8 @@ export interface DumpOptions {
   /** Collections the run reads; a dump without one of them is refused. */
   requiredCollections?: readonly string[];
   signal?: AbortSignal;
+  /** Where long passes over large files say how far they are (given only on a terminal, never with --json). */
+  progress?: (line: string) => void;
 }
 
 function checkRequired(layout: DumpLayout, required: readonly string[]): void {
@@ -368,18 +423,21 @@ export class DumpReadOnlyStore extends SnapshotReads implements ReadOnlyStore {
   readonly description: string;
   protected streams: Streams;
 
+  protected readonly counted: Counted = new Map();
+
   protected constructor(
     protected layout: DumpLayout,
     held: Collections,
+    protected readonly progress?: (line: string) => void,
   ) {
     super(held, undefined, WHAT);
     this.description = describeDump(layout.dir);
-    this.streams = new Streams(layout, this.pacer);
+    this.streams = new Streams(layout, this.pacer, new Map(), progress, this.counted);
   }
 
   static async open(dir: string, options: DumpOptions = {}): Promise<DumpReadOnlyStore> {
     const { layout, held } = await open(dir, options);
-    return new DumpReadOnlyStore(layout, held);
+    return new DumpReadOnlyStore(layout, held, options.progress);
   }
 
   protected override matchedBatches(collection: string, filter: Document): AsyncIterable<Document[]> {
@@ -563,8 +621,9 @@ export class DumpStore extends DumpReadOnlyStore implements Store {
     layout: DumpLayout,
     held: Collections,
     private readonly lock: FileLock,
+    progress: ((line: string) => void) | undefined,
   ) {
-    super(layout, held);
+    super(layout, held, progress);
   }
 
   /**
@@ -578,7 +637,7 @@ export class DumpStore extends DumpReadOnlyStore implements Store {
     try {
       await recover(check.dir);
       const { layout, held } = await open(check.dir, options);
-      return new DumpStore(layout, held, lock);
+      return new DumpStore(layout, held, lock, options.progress);
     } catch (error) {
       await lock.release();
       throw error;
@@ -615,7 +674,8 @@ export class DumpStore extends DumpReadOnlyStore implements Store {
     const held = await loadHeld(this.layout, signal);
     const writes: Writes = new Map();
     const pacer = new Pacer(signal, WHAT);
-    const tx = new DumpTransaction(held, new Streams(this.layout, pacer, writes), new Set(), signal);
+    const streams = new Streams(this.layout, pacer, writes, this.progress, this.counted);
+    const tx = new DumpTransaction(held, streams, new Set(), signal);
     const result = await work(tx);
     if (signal?.aborted) throw interrupted(signal, WHAT);
     const replacements: Replacement[] = [];
@@ -651,7 +711,7 @@ export class DumpStore extends DumpReadOnlyStore implements Store {
     for (const replacement of replacements) await replacement.commit();
     await unlink(join(this.layout.dir, COMMIT_RECORD));
     this.layout = await findDump(this.layout.dir);
-    this.streams = new Streams(this.layout, this.pacer);
+    this.streams = new Streams(this.layout, this.pacer, new Map(), this.progress, this.counted);
     this.collections = held;
     this.idIndexes = new Map();
     log('committed %s', this.layout.dir);

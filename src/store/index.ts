@@ -1,5 +1,5 @@
 import { redactUri } from '../shared/secrets.js';
-import { DumpReadOnlyStore, DumpStore, describeDump } from './dump.js';
+import { type DumpOptions, DumpReadOnlyStore, DumpStore, describeDump } from './dump.js';
 import { type MongoOptions, MongoReadOnlyStore, MongoStore, parseMongoUri } from './mongo.js';
 import { describeSnapshot, type SnapshotOptions, SnapshotReadOnlyStore, SnapshotStore } from './snapshot.js';
 import type { ReadOnlyStore, Store, StoreTarget } from './types.js';
@@ -7,7 +7,7 @@ import type { ReadOnlyStore, Store, StoreTarget } from './types.js';
 export type { ReadOnlyStore, Store, StoreTarget } from './types.js';
 
 /** Each back end takes the options meant for it and ignores the others. */
-export type OpenOptions = MongoOptions & SnapshotOptions;
+export type OpenOptions = MongoOptions & SnapshotOptions & DumpOptions;
 
 /**
  * For preview and verify: the object returned has no method that writes. With `pointInTime`, every read sees
