@@ -16,6 +16,7 @@ import {
 } from '../files/atomic-file.js';
 import { acquireLock, type FileLock, lockFileOf } from '../files/lock-file.js';
 import { RuntimeError, UsageError } from '../shared/errors.js';
+import { decodeFields, type RawTest, type RawUpdate, rawTest, rawUpdate } from './bson-raw.js';
 import { decodeDocument, isGzip, readBsonFile } from './bson-stream.js';
 import {
   assertUniqueIds,
@@ -199,13 +200,65 @@ async function committedView(layout: DumpLayout): Promise<DumpLayout> {
   return { ...layout, files };
 }
 
-/** A transaction's writes to one streamed collection, in order: applied to each document as it is read. */
-type Write = { query: Query; change: (document: Document) => Changed } | { inserted: Document[] };
-type Writes = Map<string, Write[]>;
+/** A filter, decided on a document's bytes where it can be (bson-raw.ts), by mingo otherwise. */
+interface Filter {
+  query: Query;
+  raw?: RawTest;
+}
+
+function filterOf(filter: Document): Filter {
+  const raw = rawTest(filter);
+  return { query: new Query(filter), ...(raw ? { raw } : {}) };
+}
 
 interface Changed {
   document: Document;
   modified: boolean;
+}
+
+/** A transaction's writes to one streamed collection, in order: applied to each document as it is read. */
+type Write =
+  | { filter: Filter; raw?: RawUpdate; change: (document: Document) => Changed }
+  | { inserted: Buffer[] };
+type Writes = Map<string, Write[]>;
+
+/**
+ * One document on its way through a pass: its bytes while they say what it is (as read, or changed in place),
+ * its decoded form once something needed it.
+ */
+interface State {
+  bytes?: Buffer;
+  document?: Document;
+  file: string;
+  offset: number;
+  /** A write matched it: the commit writes it anew. */
+  touched: boolean;
+}
+
+function documentOf(state: State): Document {
+  state.document ??= decodeDocument({ bytes: state.bytes as Buffer, offset: state.offset }, state.file);
+  return state.document;
+}
+
+function matches(state: State, filter: Filter): boolean {
+  const decided = state.bytes && filter.raw ? filter.raw(state.bytes) : undefined;
+  return decided ?? filter.query.test(documentOf(state));
+}
+
+/** Applies one write to a document it matched; true when the document changed. */
+function change(state: State, write: Extract<Write, { filter: Filter }>): boolean {
+  state.touched = true;
+  if (state.bytes && write.raw) {
+    const modified = write.raw(state.bytes);
+    if (modified !== undefined) {
+      if (modified) state.document = undefined;
+      return modified;
+    }
+  }
+  const result = write.change(documentOf(state));
+  state.document = result.document;
+  if (result.modified) state.bytes = undefined;
+  return result.modified;
 }
 
 function updated(document: Document, update: Update): Changed {
@@ -215,21 +268,14 @@ function updated(document: Document, update: Update): Changed {
   return { document: one[0] as Document, modified: modifiedCount > 0 };
 }
 
-/** The document after the writes from `from` on, and whether any of them touched it. */
-function applyWrites(
-  writes: Write[],
-  from: number,
-  document: Document,
-): { document: Document; touched: boolean } {
-  let current = document;
-  let touched = false;
+/** The document after the writes from `from` on. */
+function applyWrites(writes: Write[], from: number, state: State): State {
   for (let i = from; i < writes.length; i += 1) {
     const write = writes[i] as Write;
-    if ('inserted' in write || !write.query.test(current)) continue;
-    current = write.change(current).document;
-    touched = true;
+    if ('inserted' in write || !matches(state, write.filter)) continue;
+    change(state, write);
   }
-  return { document: current, touched };
+  return state;
 }
 
 /** Documents counted by a finished pass, per file: the next pass's time left. */
@@ -290,14 +336,15 @@ class Streams {
     return !HELD.has(collection);
   }
 
-  async *documents(collection: string): AsyncIterable<Document> {
+  /** Every document of the collection as this transaction sees it: the file's, then those it inserted. */
+  async *states(collection: string): AsyncIterable<State> {
     const file = this.layout.files.get(collection);
     const writes = this.writes.get(collection) ?? [];
     if (file) {
       const progress = await PassProgress.of(file, this.progress, this.counted);
       let read = 0;
       for await (const raw of readBsonFile(file)) {
-        yield applyWrites(writes, 0, decodeDocument(raw, file)).document;
+        yield applyWrites(writes, 0, { bytes: raw.bytes, file, offset: raw.offset, touched: false });
         read += 1;
         if (this.pacer.due) {
           progress?.tick(read, raw.offset);
@@ -308,16 +355,31 @@ class Streams {
     }
     for (const [index, write] of writes.entries()) {
       if (!('inserted' in write)) continue;
-      for (const document of write.inserted) yield applyWrites(writes, index + 1, copyOf(document)).document;
+      for (const bytes of write.inserted) {
+        const state = {
+          bytes: Buffer.from(bytes),
+          file: `${collection} (inserted)`,
+          offset: 0,
+          touched: true,
+        };
+        yield applyWrites(writes, index + 1, state);
+      }
     }
   }
 
-  async *matchedBatches(collection: string, filter: Document): AsyncIterable<Document[]> {
-    const query = new Query(filter);
+  /** With `fields`, the matching documents are decoded only as far as those fields (what a projection keeps). */
+  async *matchedBatches(
+    collection: string,
+    filter: Document,
+    fields?: Set<string>,
+  ): AsyncIterable<Document[]> {
+    const compiled = filterOf(filter);
     let batch: Document[] = [];
-    for await (const document of this.documents(collection)) {
-      if (!query.test(document)) continue;
-      batch.push(document);
+    for await (const state of this.states(collection)) {
+      if (!matches(state, compiled)) continue;
+      const partial =
+        fields && state.bytes && !state.document ? decodeFields(state.bytes, fields) : undefined;
+      batch.push(partial ?? documentOf(state));
       if (batch.length >= BATCH) {
         yield batch;
         batch = [];
@@ -326,25 +388,42 @@ class Streams {
     if (batch.length > 0) yield batch;
   }
 
+  async count(collection: string, filter: Document): Promise<number> {
+    const compiled = filterOf(filter);
+    let total = 0;
+    for await (const state of this.states(collection)) if (matches(state, compiled)) total += 1;
+    return total;
+  }
+
   /** Adds a write; what it matched and changed is counted on one pass, before it. */
   async write(
     collection: string,
-    query: Query,
-    change: (document: Document) => Changed,
+    filter: Document,
+    update: Omit<Extract<Write, { filter: Filter }>, 'filter'>,
   ): Promise<UpdateResult> {
+    const write = { filter: filterOf(filter), ...update };
     let matched = 0;
     let modified = 0;
-    for await (const document of this.documents(collection)) {
-      if (!query.test(document)) continue;
+    for await (const state of this.states(collection)) {
+      if (!matches(state, write.filter)) continue;
       matched += 1;
-      if (change(document).modified) modified += 1;
+      if (change(state, write)) modified += 1;
     }
-    this.pending(collection).push({ query, change });
+    this.pending(collection).push(write);
     return { matched, modified };
   }
 
   insert(collection: string, documents: Document[]): void {
-    this.pending(collection).push({ inserted: documents.map(copyOf) });
+    this.pending(collection).push({
+      inserted: documents.map((document) => Buffer.from(BSON.serialize(document))),
+    });
+  }
+
+  /** The collection's new file: documents no write touched keep their bytes, changed ones in place where they could. */
+  async *rewritten(collection: string): AsyncIterable<Uint8Array> {
+    for await (const state of this.states(collection)) {
+      yield state.bytes ?? BSON.serialize(state.document as Document);
+    }
   }
 
   private pending(collection: string): Write[] {
@@ -440,10 +519,20 @@ export class DumpReadOnlyStore extends SnapshotReads implements ReadOnlyStore {
     return new DumpReadOnlyStore(layout, held, options.progress);
   }
 
-  protected override matchedBatches(collection: string, filter: Document): AsyncIterable<Document[]> {
+  protected override matchedBatches(
+    collection: string,
+    filter: Document,
+    fields?: Set<string>,
+  ): AsyncIterable<Document[]> {
     return this.streams.streams(collection)
-      ? this.streams.matchedBatches(collection, filter)
+      ? this.streams.matchedBatches(collection, filter, fields)
       : super.matchedBatches(collection, filter);
+  }
+
+  override count(collection: string, filter: Document): Promise<number> {
+    return this.streams.streams(collection)
+      ? this.streams.count(collection, filter)
+      : super.count(collection, filter);
   }
 
   override async listCollections(): Promise<string[]> {
@@ -488,10 +577,20 @@ class DumpTransaction extends SnapshotWorkingCopy {
     super(held, signal, WHAT);
   }
 
-  protected override matchedBatches(collection: string, filter: Document): AsyncIterable<Document[]> {
+  protected override matchedBatches(
+    collection: string,
+    filter: Document,
+    fields?: Set<string>,
+  ): AsyncIterable<Document[]> {
     return this.streams.streams(collection)
-      ? this.streams.matchedBatches(collection, filter)
+      ? this.streams.matchedBatches(collection, filter, fields)
       : super.matchedBatches(collection, filter);
+  }
+
+  override count(collection: string, filter: Document): Promise<number> {
+    return this.streams.streams(collection)
+      ? this.streams.count(collection, filter)
+      : super.count(collection, filter);
   }
 
   override async updateMany(collection: string, filter: Document, update: Update): Promise<UpdateResult> {
@@ -499,7 +598,11 @@ class DumpTransaction extends SnapshotWorkingCopy {
       this.changedHeld.add(collection);
       return super.updateMany(collection, filter, update);
     }
-    return this.streams.write(collection, new Query(filter), (document) => updated(document, update));
+    const raw = rawUpdate(update);
+    return this.streams.write(collection, filter, {
+      change: (document) => updated(document, update),
+      ...(raw ? { raw } : {}),
+    });
   }
 
   override async replaceOne(
@@ -519,12 +622,17 @@ class DumpTransaction extends SnapshotWorkingCopy {
     }
     if (!first) return { matched: 0, modified: 0 };
     const id = first._id;
-    const query = new Query({ _id: id });
-    return this.streams.write(collection, query, (document) => {
-      const replaced = { ...copyOf(replacement), _id: id };
-      const modified = Buffer.compare(BSON.serialize(replaced), BSON.serialize(document)) !== 0;
-      return { document: replaced, modified };
-    });
+    return this.streams.write(
+      collection,
+      { _id: id },
+      {
+        change: (document) => {
+          const replaced = { ...copyOf(replacement), _id: id };
+          const modified = Buffer.compare(BSON.serialize(replaced), BSON.serialize(document)) !== 0;
+          return { document: replaced, modified };
+        },
+      },
+    );
   }
 
   /** Like a server: a duplicate _id is refused (E11000), checked against the collection as this transaction sees it. */
@@ -542,9 +650,10 @@ class DumpTransaction extends SnapshotWorkingCopy {
           'undefined',
       );
     }
-    for await (const document of this.streams.documents(collection)) {
-      const key = idKey(document._id);
-      if (wanted.has(key)) throw duplicate(key);
+    for await (const [document] of this.streams.matchedBatches(collection, {
+      _id: { $in: documents.map((d) => d._id) },
+    })) {
+      throw duplicate(idKey(document?._id));
     }
     this.streams.insert(collection, documents);
   }
@@ -685,7 +794,7 @@ export class DumpStore extends DumpReadOnlyStore implements Store {
         const file = existing ?? join(this.layout.dir, `${collection}.bson${this.layout.gzip ? '.gz' : ''}`);
         const bytes = tx.changedHeld.has(collection)
           ? heldBytes(held.get(collection) ?? [], pacer)
-          : rewrittenBytes(existing, writes.get(collection) ?? [], pacer);
+          : streams.rewritten(collection);
         log('writing the new %s beside %s', collection, file);
         replacements.push(await prepareReplacement(file, encoded(this.layout.gzip, bytes)));
         if (!existing) {
@@ -727,25 +836,5 @@ async function* heldBytes(documents: Document[], pacer: Pacer): AsyncIterable<Ui
   for (const document of documents) {
     yield BSON.serialize(document);
     if (pacer.due) await pacer.turn();
-  }
-}
-
-/** The file with the writes applied in one pass: documents no write touches keep their bytes exactly. */
-async function* rewrittenBytes(
-  file: string | undefined,
-  writes: Write[],
-  pacer: Pacer,
-): AsyncIterable<Uint8Array> {
-  if (file) {
-    for await (const raw of readBsonFile(file)) {
-      const { document, touched } = applyWrites(writes, 0, decodeDocument(raw, file));
-      yield touched ? BSON.serialize(document) : raw.bytes;
-      if (pacer.due) await pacer.turn();
-    }
-  }
-  for (const [index, write] of writes.entries()) {
-    if (!('inserted' in write)) continue;
-    for (const document of write.inserted)
-      yield BSON.serialize(applyWrites(writes, index + 1, copyOf(document)).document);
   }
 }
