@@ -68,7 +68,8 @@ export async function* readBsonFile(file: string): AsyncGenerator<RawDocument> {
         if (pending[position + length - 1] !== 0) {
           throw corrupt(file, offset, `the ${length}-byte document there does not end with a zero byte`);
         }
-        yield { bytes: Buffer.from(pending.subarray(position, position + length)), offset };
+        // A view, not a copy: the chunk is never reused, and is freed with the last document kept from it.
+        yield { bytes: pending.subarray(position, position + length), offset };
         position += length;
         offset += length;
       }

@@ -26,6 +26,7 @@ import {
   idKey,
   interrupted,
   Pacer,
+  PROJECTED,
   SnapshotReads,
   SnapshotWorkingCopy,
 } from './snapshot.js';
@@ -216,6 +217,17 @@ interface Changed {
   modified: boolean;
 }
 
+/** The document's top-level `fields`, `_id` first then in its order, as mingo's inclusion projection gives them. */
+function projected(state: State, fields: Set<string>): Document {
+  const fromBytes = state.bytes && !state.document ? decodeFields(state.bytes, fields) : undefined;
+  const source = fromBytes ?? documentOf(state);
+  const entries = Object.entries(source).filter(([field]) => fields.has(field) && field !== '_id');
+  return Object.fromEntries([
+    ...(fields.has('_id') && '_id' in source ? [['_id', source._id]] : []),
+    ...entries,
+  ]);
+}
+
 /** A transaction's writes to one streamed collection, in order: applied to each document as it is read. */
 type Write =
   | { filter: Filter; raw?: RawUpdate; change: (document: Document) => Changed }
@@ -341,6 +353,7 @@ class Streams {
     const file = this.layout.files.get(collection);
     const writes = this.writes.get(collection) ?? [];
     if (file) {
+      log('a pass over %s', file);
       const progress = await PassProgress.of(file, this.progress, this.counted);
       let read = 0;
       for await (const raw of readBsonFile(file)) {
@@ -367,22 +380,24 @@ class Streams {
     }
   }
 
-  /** With `fields`, the matching documents are decoded only as far as those fields (what a projection keeps). */
+  /**
+   * With `fields` (what an inclusion projection keeps), the matching documents come projected, decoded only as far
+   * as those fields where the bytes allow.
+   */
   async *matchedBatches(
     collection: string,
     filter: Document,
     fields?: Set<string>,
   ): AsyncIterable<Document[]> {
     const compiled = filterOf(filter);
-    let batch: Document[] = [];
+    const fresh = (): Document[] => (fields ? Object.assign([], { [PROJECTED]: true }) : []);
+    let batch = fresh();
     for await (const state of this.states(collection)) {
       if (!matches(state, compiled)) continue;
-      const partial =
-        fields && state.bytes && !state.document ? decodeFields(state.bytes, fields) : undefined;
-      batch.push(partial ?? documentOf(state));
+      batch.push(fields ? projected(state, fields) : documentOf(state));
       if (batch.length >= BATCH) {
         yield batch;
-        batch = [];
+        batch = fresh();
       }
     }
     if (batch.length > 0) yield batch;
