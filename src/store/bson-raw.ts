@@ -123,6 +123,14 @@ function elementKey(bytes: Buffer, element: Element): string | undefined {
   }
 }
 
+const ID = Buffer.from('_id', 'utf8');
+
+/** The document's _id as snapshot.ts's idKey spells it (`o<hex>`, `s<text>`), when it is an ObjectId or a string. */
+export function rawIdKey(bytes: Buffer): string | undefined {
+  const element = rawElement(bytes, ID);
+  return element && element.type !== BOOLEAN ? elementKey(bytes, element) : undefined;
+}
+
 const isPlainObject = (value: unknown): value is Document =>
   value !== null &&
   typeof value === 'object' &&

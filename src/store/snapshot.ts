@@ -221,7 +221,7 @@ function keepsKeys(projection: Document, sort: Record<string, 1 | -1>): boolean 
 }
 
 /** The _ids a filter asks for by equality (`{_id: x}` or `{_id: {$in: [...]}}`), and the rest of it. */
-function idLookup(filter: Document): { ids: unknown[]; rest: Document } | undefined {
+export function idLookup(filter: Document): { ids: unknown[]; rest: Document } | undefined {
   if (!Object.hasOwn(filter, '_id')) return undefined;
   const { _id: wanted, ...rest } = filter;
   const inList =
