@@ -94,25 +94,43 @@ export async function* readBsonFile(file: string): AsyncGenerator<RawDocument> {
   }
 }
 
-/** The documents that start at these offsets of a plain (not gzip) BSON file, read where they are. */
+/** Offsets this close together are read in one read; the slack covers the last document of a window. */
+const WINDOW_BYTES = 1024 * 1024;
+const WINDOW_SLACK = 64 * 1024;
+
+/**
+ * The documents that start at these offsets (ascending) of a plain (not gzip) BSON file, read where they are:
+ * nearby ones in one read of up to a megabyte, not one system call per document.
+ */
 export async function* readBsonAt(file: string, offsets: number[]): AsyncGenerator<RawDocument> {
   const handle = await open(file, 'r').catch((error) => {
     throw unreadable(file, error);
   });
+  const changed = (offset: number) =>
+    corrupt(file, offset, 'the file changed since its documents were indexed');
+  const readAt = async (offset: number, length: number): Promise<Buffer> => {
+    const buffer = Buffer.alloc(length);
+    const { bytesRead } = await handle.read(buffer, 0, length, offset);
+    return buffer.subarray(0, bytesRead);
+  };
   try {
-    const prefix = Buffer.alloc(4);
-    for (const offset of offsets) {
-      const { bytesRead } = await handle.read(prefix, 0, 4, offset);
-      const length = bytesRead === 4 ? prefix.readInt32LE(0) : 0;
-      if (length < 5 || length > MAX_DOCUMENT_BYTES) {
-        throw corrupt(file, offset, 'the file changed since its documents were indexed');
+    let first = 0;
+    while (first < offsets.length) {
+      const start = offsets[first] as number;
+      let last = first;
+      while (last + 1 < offsets.length && (offsets[last + 1] as number) - start < WINDOW_BYTES) last += 1;
+      const window = await readAt(start, (offsets[last] as number) - start + WINDOW_SLACK);
+      for (let k = first; k <= last; k += 1) {
+        const offset = offsets[k] as number;
+        const at = offset - start;
+        const length = at + 4 <= window.length ? window.readInt32LE(at) : 0;
+        if (length < 5 || length > MAX_DOCUMENT_BYTES) throw changed(offset);
+        const bytes =
+          at + length <= window.length ? window.subarray(at, at + length) : await readAt(offset, length);
+        if (bytes.length !== length || bytes[length - 1] !== 0) throw changed(offset);
+        yield { bytes, offset };
       }
-      const bytes = Buffer.alloc(length);
-      const read = await handle.read(bytes, 0, length, offset);
-      if (read.bytesRead !== length || bytes[length - 1] !== 0) {
-        throw corrupt(file, offset, 'the file changed since its documents were indexed');
-      }
-      yield { bytes, offset };
+      first = last + 1;
     }
   } finally {
     await handle.close();
