@@ -206,11 +206,18 @@ async function committedView(layout: DumpLayout): Promise<DumpLayout> {
 interface Filter {
   query: Query;
   raw?: RawTest;
+  /** The only _ids it can match (a lookup by _id), by idKey: other documents are passed over at once. */
+  ids?: Set<string>;
 }
 
 function filterOf(filter: Document): Filter {
   const raw = rawTest(filter);
-  return { query: new Query(filter), ...(raw ? { raw } : {}) };
+  const byId = idLookup(filter);
+  return {
+    query: new Query(filter),
+    ...(raw ? { raw } : {}),
+    ...(byId ? { ids: new Set(byId.ids.map(idKey)) } : {}),
+  };
 }
 
 interface Changed {
@@ -246,6 +253,7 @@ interface State {
   offset: number;
   /** A write matched it: the commit writes it anew. */
   touched: boolean;
+  id?: string;
 }
 
 function documentOf(state: State): Document {
@@ -253,7 +261,20 @@ function documentOf(state: State): Document {
   return state.document;
 }
 
+/** The document's _id as idKey spells it, worked out once per document and pass. */
+function idOf(state: State): string | undefined {
+  if (state.id === undefined) {
+    const fromBytes = state.bytes && !state.document ? rawIdKey(state.bytes) : undefined;
+    state.id = fromBytes ?? idKey(documentOf(state)._id);
+  }
+  return state.id;
+}
+
 function matches(state: State, filter: Filter): boolean {
+  if (filter.ids) {
+    const id = idOf(state);
+    if (id !== undefined && !filter.ids.has(id)) return false;
+  }
   const decided = state.bytes && filter.raw ? filter.raw(state.bytes) : undefined;
   return decided ?? filter.query.test(documentOf(state));
 }
