@@ -292,13 +292,17 @@ test('a commit record left by a run stopped between its renames is finished by t
 });
 
 test('a run killed while writing the new files leaves every original file intact, and a later run works', async () => {
-  // Enough unrelated jobs that writing the new jobs file takes a while.
+  // Enough unrelated jobs and invoices that writing their new files (invoices after jobs) takes a while after the
+  // kill is asked for.
   const folder = demoDump({
     change: (data) => {
       const other = new ObjectId(IDS.old_farms);
       const jobs = data.get('jobs') ?? [];
-      for (let i = 0; i < 60_000; i += 1)
+      const invoices = data.get('invoices') ?? [];
+      for (let i = 0; i < 50_000; i += 1) {
         jobs.push({ _id: new ObjectId(), byPuid: other, name: `job ${i}`, acres: i });
+        invoices.push({ _id: new ObjectId(), customer: other, number: `invoice ${i}` });
+      }
     },
   });
   const before = filesOf(folder);
