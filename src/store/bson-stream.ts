@@ -48,8 +48,8 @@ function source(file: string): Readable {
 
 /**
  * The documents of a BSON file (what mongodump writes: documents one after the other, each starting with its
- * length), `.gz` inflated on the way, as a stream: the file is never held whole. Each document's bytes are its
- * own (a consumer may keep them). A length that cannot be a document's, a document cut short by the end of the
+ * length), `.gz` inflated on the way, as a stream: the file is never held whole. Each document's bytes are a
+ * view no other document shares (a consumer may change them in place; keeping one keeps its read chunk). A length that cannot be a document's, a document cut short by the end of the
  * file, or a gzip that does not inflate is refused naming the file and the byte where it is wrong.
  */
 export async function* readBsonFile(file: string): AsyncGenerator<RawDocument> {
