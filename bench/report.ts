@@ -70,8 +70,23 @@ export function table(runs: Run[]): string {
         out.push(`  WARNING: engine modified ${engine.modified} documents, baseline ${baseline.modified}`);
       }
     }
+    for (const ratio of floorRatios(runs).filter((each) => each.n === n)) {
+      out.push(`  ratio ${ratio.method}/floor at N=${n}: time ${ratio.time.toFixed(1)}x`);
+    }
   }
   return out.join('\n');
+}
+
+/** How much longer than the floor (decoding every document of the dump) the preview and the execution took. */
+export function floorRatios(runs: Run[]): { n: number; method: 'preview' | 'engine'; time: number }[] {
+  const ratios = [];
+  for (const floor of runs.filter((run) => run.method === 'floor' && run.seconds)) {
+    for (const method of ['preview', 'engine'] as const) {
+      const run = runs.find((each) => each.n === floor.n && each.method === method);
+      if (run?.seconds) ratios.push({ n: floor.n, method, time: run.seconds / (floor.seconds as number) });
+    }
+  }
+  return ratios;
 }
 
 /** Writes bench/results-<backend>.json (the machine, the back end, every run) and returns its path. */
@@ -87,6 +102,7 @@ export function writeResults(backend: string, label: string, runs: Run[]): strin
     backend: label,
     generatedAt: new Date().toISOString(),
     runs,
+    ...(runs.some((run) => run.method === 'floor') ? { floorRatios: floorRatios(runs) } : {}),
   };
   const file = fileURLToPath(new URL(`../../bench/results-${backend}.json`, import.meta.url));
   writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`);
