@@ -24,6 +24,8 @@ export interface Environment extends OptionContext {
   signals?: SignalSource;
   /** Ends the process at once (a second Ctrl-C); tests replace it. */
   exit?: (code: number) => void;
+  /** stderr is a terminal: long reads of a dump say how far they are there (never under --json). */
+  stderrIsTerminal?: boolean;
 }
 
 export function processEnvironment(): Environment {
@@ -35,6 +37,7 @@ export function processEnvironment(): Environment {
     openReadOnlyStore,
     openStore,
     exit: (code) => process.exit(code),
+    stderrIsTerminal: process.stderr.isTTY === true,
   };
 }
 
@@ -72,6 +75,18 @@ function run(command: ToolCommand, output: Output, context: ActionContext): Prom
  * The whole tool: parse options, then run the command's action (preview, execute, rollback, verify, history).
  * The only place an error becomes a message and an exit code.
  */
+/** The stores opened with a progress line on stderr for long reads, when it is a terminal and not --json. */
+function withProgress(environment: Environment, command: ToolCommand, output: Output): Environment {
+  if (!environment.stderrIsTerminal || command.json) return environment;
+  const progress = (line: string) => output.progress(line);
+  return {
+    ...environment,
+    openReadOnlyStore: (target, options = {}) =>
+      environment.openReadOnlyStore(target, { ...options, progress }),
+    openStore: (target, options = {}) => environment.openStore(target, { ...options, progress }),
+  };
+}
+
 export async function main(
   argv: string[],
   environment: Environment = processEnvironment(),
@@ -112,7 +127,7 @@ export async function main(
   );
   try {
     log('command %s', command.action);
-    return await run(command, output, { ...environment, interruption });
+    return await run(command, output, { ...withProgress(environment, command, output), interruption });
   } catch (error) {
     const failure = asMigrationError(error);
     log('%s: %O', failure.name, error);

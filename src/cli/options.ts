@@ -112,7 +112,7 @@ function historyOptions(command: Command): Command {
     .addOption(
       valueOption(
         '--output-file <path>',
-        'history file (default: migration_history.json in the tool folder; with --snapshot, <name>.history.json beside the snapshot)',
+        'history file (default: migration_history.json in the tool folder; with --snapshot or --dump, <name>.history.json beside the snapshot file or dump folder)',
       ),
     )
     .option('--json', 'print one plain JSON document on stdout');
@@ -131,6 +131,12 @@ function placeOptions(command: Command): Command {
         '--snapshot <file>',
         'run against an Extended JSON snapshot file instead of a server',
       ).conflicts('uri'),
+    )
+    .addOption(
+      valueOption(
+        '--dump <path>',
+        'run against a mongodump folder (one database, or the --out folder holding one; .bson or .bson.gz) instead of a server',
+      ).conflicts(['uri', 'snapshot']),
     )
     .addOption(
       valueOption(
@@ -236,7 +242,7 @@ function buildProgram(context: OptionContext, chosen: (command: ToolCommand) => 
       program
         .command('history')
         .description(
-          'print the history file as a table (reads only that file: no --uri or --config; --snapshot finds a rehearsal’s history)',
+          'print the history file as a table (reads only that file: no --uri or --config; --snapshot or --dump finds a rehearsal’s history)',
         )
         .addOption(
           valueOption(
@@ -247,6 +253,12 @@ function buildProgram(context: OptionContext, chosen: (command: ToolCommand) => 
         )
         .addOption(
           valueOption('--snapshot <file>', 'the rehearsal whose history to show (its default history file)'),
+        )
+        .addOption(
+          valueOption(
+            '--dump <path>',
+            'the rehearsal on a mongodump folder whose history to show (its default history file)',
+          ).conflicts('snapshot'),
         ),
     ),
     context,
@@ -353,6 +365,7 @@ function place(raw: Record<string, unknown>, context: OptionContext): Place {
 function target(raw: Record<string, unknown>, context: OptionContext): StoreTarget {
   if (raw.snapshot !== undefined)
     return { kind: 'snapshot', file: resolve(context.cwd, raw.snapshot as string) };
+  if (raw.dump !== undefined) return { kind: 'dump', dir: resolve(context.cwd, raw.dump as string) };
   // Spaces around a pasted URI are not part of it (a connection string holds none): the driver would call
   // " mongodb://..." an invalid scheme.
   if (raw.uri !== undefined) return { kind: 'mongodb', uri: (raw.uri as string).trim() };
@@ -366,10 +379,14 @@ function target(raw: Record<string, unknown>, context: OptionContext): StoreTarg
 function historyFile(raw: Record<string, unknown>, context: OptionContext): string {
   if (raw.outputFile !== undefined) return resolve(context.cwd, raw.outputFile as string);
   if (raw.snapshot !== undefined) return rehearsalHistoryFile(resolve(context.cwd, raw.snapshot as string));
+  if (raw.dump !== undefined) return rehearsalHistoryFile(resolve(context.cwd, raw.dump as string));
   return DEFAULT_HISTORY_FILE;
 }
 
-/** `agmission.json` -> `agmission.history.json` beside it: a rehearsal never mixes into the production trail. */
+/**
+ * `agmission.json` -> `agmission.history.json` beside it (a dump folder `nightly/agm` -> `nightly/agm.history.json`):
+ * a rehearsal never mixes into the production trail.
+ */
 function rehearsalHistoryFile(snapshot: string): string {
   const name = basename(snapshot, extname(snapshot));
   return join(dirname(snapshot), `${name}.history.json`);

@@ -2,6 +2,7 @@ import { checkHistoryFile } from '../files/history.js';
 import { checkLockFree, lockFileOf } from '../files/lock-file.js';
 import type { Refusal } from '../report/report.js';
 import { asMigrationError } from '../shared/errors.js';
+import { dumpReplaceProblem } from '../store/dump.js';
 import { snapshotReplaceProblem } from '../store/snapshot.js';
 import type { Place } from './command.js';
 
@@ -37,6 +38,14 @@ export async function executionChecks(
       if (problem) cautions.push(problem);
     });
     await refuseOn(() => checkLockFree(lockFileOf(file)));
+  }
+  if (command.target.kind === 'dump') {
+    const dir = command.target.dir;
+    await refuseOn(async () => {
+      const check = await dumpReplaceProblem(dir);
+      if (check.problem) cautions.push(check.problem);
+      await checkLockFree(lockFileOf(check.dir));
+    });
   }
   return { refusals, cautions };
 }

@@ -95,6 +95,9 @@ function guardedFiles(command: MigrateCommand): GuardedFile[] {
       { path: lockFileOf(command.target.file), what: "the snapshot's lock" },
     );
   }
+  if (command.target.kind === 'dump') {
+    files.push({ path: lockFileOf(command.target.dir), what: "the dump's lock" });
+  }
   if (command.configFile) files.push({ path: command.configFile, what: 'the --config file' });
   return files;
 }

@@ -21,6 +21,14 @@ export async function replaceFile(file: string, text: string, options: ReplaceOp
 
 /** A new version of a file, written and flushed beside it; nothing has changed for readers yet. */
 export interface Replacement {
+  /** Where the new version is (beside `target`), and the file it replaces (a symlink's target). */
+  readonly temp: string;
+  readonly target: string;
+  /**
+   * From now on the new version outlives an exit of this process: a commit record that names it finishes the
+   * rename later (the dump back end's roll-forward), so it must not be removed on the way out.
+   */
+  keep(): void;
   /** Renames it over the file (the one moment readers see a change), then flushes the folder. */
   commit(): Promise<void>;
   /** Removes it, leaving the file as it was. */
@@ -34,7 +42,7 @@ export interface Replacement {
  */
 export async function prepareReplacement(
   file: string,
-  content: string | AsyncIterable<string>,
+  content: string | Uint8Array | AsyncIterable<string | Uint8Array>,
   options: ReplaceOptions = {},
 ): Promise<Replacement> {
   let temp: string | undefined;
@@ -65,7 +73,8 @@ export async function prepareReplacement(
     try {
       if (existing) await keepOwnerAndMode(handle, existing);
       // Each writeFile continues where the previous one stopped.
-      if (typeof content === 'string') await handle.writeFile(content, 'utf8');
+      if (typeof content === 'string' || content instanceof Uint8Array)
+        await handle.writeFile(content, 'utf8');
       else for await (const chunk of content) await handle.writeFile(chunk, 'utf8');
       await handle.sync();
     } finally {
@@ -76,6 +85,11 @@ export async function prepareReplacement(
   }
   const path = temp;
   return {
+    temp: path,
+    target,
+    keep() {
+      forget();
+    },
     async commit() {
       try {
         await rename(path, target);

@@ -35,6 +35,7 @@ export function operatorCommand(words: string[], place: CommandPlace): OperatorC
     LAUNCHER,
     ...words,
     target.kind === 'snapshot' ? `--snapshot ${shellWord(target.file)}` : '',
+    target.kind === 'dump' ? `--dump ${shellWord(target.dir)}` : '',
     target.kind === 'mongodb' ? `--uri ${secret ? '"$MONGODB_URI"' : shellWord(target.uri)}` : '',
     place.configFile ? `--config ${shellWord(place.configFile)}` : '',
     `--output-file ${shellWord(place.historyFile)}`,

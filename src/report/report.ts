@@ -110,6 +110,11 @@ export function renderPlan(view: PlanView, mode: 'preview' | 'execute'): string 
             : 'Execution would proceed.',
       );
     }
+    if (view.command?.target.kind === 'dump') {
+      lines.push(
+        "On a dump, the fingerprint is the one a preview of the same data on the server gives: the same fingerprint in production's preview means this backup is current for this migration.",
+      );
+    }
     lines.push('Preview only: no changes were made.');
   } else {
     lines.push(`Plan fingerprint: ${plan.fingerprint}`);

@@ -10,9 +10,16 @@ import { isLosslessNumber, parse } from 'lossless-json';
  * result over (snapshot-worker.ts).
  */
 export function canonicalJson(text: string): unknown {
+  return typed(losslessTree(text));
+}
+
+/**
+ * The first half of canonicalJson: the parsed text, its numbers not yet typed. A caller that can drop the text
+ * before `typed` runs (the worker does) needs less memory: the text of a large snapshot is a hundred megabytes.
+ */
+export function losslessTree(text: string): unknown {
   // Windows tools write a byte order mark; it is not part of the JSON.
-  const json = text.startsWith('\uFEFF') ? text.slice(1) : text;
-  return typed(parse(json));
+  return parse(text.startsWith('\uFEFF') ? text.slice(1) : text);
 }
 
 // The keys that make an object an Extended JSON value rather than a document (bson's own list).
@@ -39,15 +46,18 @@ const TYPE_KEYS = new Set([
 const INT32 = [-(2n ** 31n), 2n ** 31n - 1n];
 const INT64 = [-(2n ** 63n), 2n ** 63n - 1n];
 
-/** A document's numbers in canonical form; inside a type wrapper, numbers stay what EJSON expects there. */
-function typed(value: unknown): unknown {
+/**
+ * A document's numbers in canonical form; inside a type wrapper, numbers stay what EJSON expects there. The
+ * parsed tree is changed in place: a second tree of a large snapshot would double the memory its parse needs.
+ */
+export function typed(value: unknown): unknown {
   if (isLosslessNumber(value)) return typedNumber(value.value);
-  if (Array.isArray(value)) return value.map(typed);
   if (value === null || typeof value !== 'object') return value;
-  const wrapper = Object.keys(value).some((key) => TYPE_KEYS.has(key));
-  return Object.fromEntries(
-    Object.entries(value).map(([key, item]) => [key, wrapper ? wrapped(key, item) : typed(item)]),
-  );
+  const wrapper = !Array.isArray(value) && Object.keys(value).some((key) => TYPE_KEYS.has(key));
+  const fields = value as Record<string, unknown>;
+  for (const key of Object.keys(fields))
+    fields[key] = wrapper ? wrapped(key, fields[key]) : typed(fields[key]);
+  return value;
 }
 
 function wrapped(key: string, value: unknown): unknown {
@@ -70,7 +80,8 @@ function typedNumber(text: string): Record<string, string> {
 
 function plain(value: unknown): unknown {
   if (isLosslessNumber(value)) return Number(value.value);
-  if (Array.isArray(value)) return value.map(plain);
   if (value === null || typeof value !== 'object') return value;
-  return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, plain(item)]));
+  const fields = value as Record<string, unknown>;
+  for (const key of Object.keys(fields)) fields[key] = plain(fields[key]);
+  return value;
 }

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import { parentPort, workerData } from 'node:worker_threads';
-import { canonicalJson } from './canonical-json.js';
+import { losslessTree, typed } from './canonical-json.js';
 
 /**
  * A worker thread that reads and parses a large snapshot file, so that the main thread's event loop keeps
@@ -43,7 +43,7 @@ async function send(message: ReaderMessage): Promise<void> {
 }
 
 async function read(file: string): Promise<void> {
-  let text: string;
+  let text: string | undefined;
   try {
     text = await readFile(file, 'utf8');
   } catch (error) {
@@ -52,7 +52,9 @@ async function read(file: string): Promise<void> {
   await send({ kind: 'digest', digest: createHash('sha256').update(text).digest('hex') });
   let parsed: unknown;
   try {
-    parsed = canonicalJson(text);
+    const tree = losslessTree(text);
+    text = undefined;
+    parsed = typed(tree);
   } catch (error) {
     return send({ kind: 'failure', problem: 'invalid', message: (error as Error).message });
   }
@@ -64,7 +66,9 @@ async function read(file: string): Promise<void> {
     await send({ kind: 'collection', name });
     let batch: unknown[] = [];
     let values = 0;
-    for (const document of documents) {
+    for (const [index, document] of documents.entries()) {
+      // Dropped as it is sent, so the worker's copy shrinks while the main thread's grows.
+      documents[index] = undefined;
       batch.push(document);
       values += weight(document);
       if (batch.length >= BATCH_DOCUMENTS || values >= BATCH_VALUES) {

@@ -31,10 +31,10 @@ import type {
 
 const log = createDebug('agm:snapshot');
 
-type Collections = Map<string, Document[]>;
+export type Collections = Map<string, Document[]>;
 
 /** Documents updated, projected or grouped by one call of mingo. */
-const BATCH = 1_000;
+export const BATCH = 1_000;
 /**
  * Work between two turns of the event loop: long work on a large snapshot keeps it turning, so a Ctrl-C (or the
  * forced stop after it) is seen at once, and a transaction stops at the next turn.
@@ -129,17 +129,21 @@ async function* snapshotChunks(collections: Collections, pacer: Pacer): AsyncGen
   if (pieces.length > 0) yield pieces.join('');
 }
 
-function interrupted(signal: AbortSignal): InterruptedError {
+export function interrupted(signal: AbortSignal, what = 'the snapshot file'): InterruptedError {
   return new InterruptedError(
-    `Interrupted (${String(signal.reason)}) before the commit: the snapshot file was not changed`,
+    `Interrupted (${String(signal.reason)}) before the commit: ${what} was not changed`,
   );
 }
 
 /** Lets the event loop turn (signals, timers) every TURN_MS of work, and stops an interrupted transaction there. */
-class Pacer {
+export class Pacer {
   private last = performance.now();
 
-  constructor(private readonly signal?: AbortSignal) {}
+  constructor(
+    private readonly signal?: AbortSignal,
+    /** What an interruption leaves unchanged, as its message says. */
+    private readonly what?: string,
+  ) {}
 
   /** Checked between documents: cheap, and true when the loop should turn now. */
   get due(): boolean {
@@ -149,7 +153,7 @@ class Pacer {
   async turn(): Promise<void> {
     await setImmediate();
     this.last = performance.now();
-    if (this.signal?.aborted) throw interrupted(this.signal);
+    if (this.signal?.aborted) throw interrupted(this.signal, this.what);
   }
 }
 
@@ -164,6 +168,24 @@ function isAdditiveGroup(stage: Document): boolean {
         Object.keys(accumulator).length === 1 &&
         '$sum' in accumulator),
   );
+}
+
+/** The top-level fields an inclusion projection keeps, or undefined for any other projection. */
+export function projectedFields(projection: Document | undefined): Set<string> | undefined {
+  if (!projection) return undefined;
+  const fields = new Set<string>(['_id']);
+  for (const [field, value] of Object.entries(projection)) {
+    if (field === '_id' && (value === 0 || value === false)) fields.delete('_id');
+    else if ((value === 1 || value === true) && !field.includes('.') && !field.startsWith('$'))
+      fields.add(field);
+    else return undefined;
+  }
+  return fields;
+}
+
+/** True when an inclusion projection keeps every key the sort needs. */
+function keepsKeys(projection: Document, sort: Record<string, 1 | -1>): boolean {
+  return Object.keys(sort).every((key) => (key === '_id' ? projection._id !== 0 : projection[key] === 1));
 }
 
 /** The _ids a filter asks for by equality (`{_id: x}` or `{_id: {$in: [...]}}`), and the rest of it. */
@@ -183,7 +205,7 @@ function idLookup(filter: Document): { ids: unknown[]; rest: Document } | undefi
   return ids.every((id) => id instanceof BSON.ObjectId || typeof id === 'string') ? { ids, rest } : undefined;
 }
 
-class SnapshotReads {
+export class SnapshotReads {
   /** Positions of the documents by _id, per collection, built on first use: what a server's _id index is. */
   protected idIndexes = new Map<string, Map<string, number>>();
 
@@ -192,26 +214,42 @@ class SnapshotReads {
   constructor(
     protected collections: Collections,
     signal?: AbortSignal,
+    what?: string,
   ) {
-    this.pacer = new Pacer(signal);
+    this.pacer = new Pacer(signal, what);
   }
 
   async *find(collection: string, filter: Document, options: FindOptions = {}): AsyncIterable<Document> {
-    const documents = this.documents(collection);
-    let matched = (await this.matching(collection, filter)).map(
-      (position) => documents[position] as Document,
-    );
-    // Sorting needs every match at once (cheap); projecting is done a batch at a time (it is not).
-    if (options.sort) matched = find(matched, {}).sort(options.sort).all() as Document[];
-    if (options.limit !== undefined) matched = matched.slice(0, options.limit);
+    const { sort, limit, projection } = options;
+    let left = limit ?? Number.POSITIVE_INFINITY;
+    if (!sort) {
+      for await (const batch of this.matchedBatches(collection, filter, projectedFields(projection))) {
+        const taken = batch.length > left ? batch.slice(0, left) : batch;
+        left -= taken.length;
+        yield* this.copies(projection ? find(taken, {}, projection).all() : taken);
+        if (left <= 0) return;
+      }
+      return;
+    }
+    // Sorting needs every match at once; a projection that keeps the sort keys is applied first, so that only
+    // what is asked for is held (a journal's _ids and values, not whole documents).
+    const early = projection && keepsKeys(projection, sort) ? projection : undefined;
+    let matched: Document[] = [];
+    for await (const batch of this.matchedBatches(collection, filter, projectedFields(early))) {
+      for (const document of early ? find(batch, {}, early).all() : batch) matched.push(document as Document);
+    }
+    matched = find(matched, {}).sort(sort).all() as Document[];
+    if (limit !== undefined) matched = matched.slice(0, limit);
     for (let start = 0; start < matched.length; start += BATCH) {
       const batch = matched.slice(start, start + BATCH);
-      yield* this.copies(options.projection ? find(batch, {}, options.projection).all() : batch);
+      yield* this.copies(projection && !early ? find(batch, {}, projection).all() : batch);
     }
   }
 
   async count(collection: string, filter: Document): Promise<number> {
-    return (await this.matching(collection, filter)).length;
+    let total = 0;
+    for await (const batch of this.matchedBatches(collection, filter)) total += batch.length;
+    return total;
   }
 
   async *aggregate(
@@ -220,22 +258,20 @@ class SnapshotReads {
     options: AggregateOptions = {},
   ): AsyncIterable<Document> {
     const collation = options.collation as CollationSpec | undefined;
-    let source = this.documents(collection);
-    let stages = pipeline;
     // A leading $match is the part that reads the whole collection: it lets the loop turn, and uses the _id index.
     const [first, ...rest] = pipeline;
-    if (!collation && first && Object.keys(first).length === 1 && first.$match) {
-      const positions = await this.matching(collection, first.$match);
-      source = positions.map((position) => source[position] as Document);
-      stages = rest;
-    }
+    const leading = !collation && first && Object.keys(first).length === 1 && first.$match;
+    const source = this.matchedBatches(collection, leading ? first.$match : {});
+    const stages = leading ? rest : pipeline;
     const [group] = stages;
     if (stages.length === 1 && group && isAdditiveGroup(group)) {
       yield* this.copies(await this.groupInBatches(source, group));
       return;
     }
+    const documents: Document[] = [];
+    for await (const batch of source) documents.push(...batch);
     yield* this.copies(
-      stages.length === 0 ? source : aggregate(source, stages, collation ? { collation } : {}),
+      stages.length === 0 ? documents : aggregate(documents, stages, collation ? { collation } : {}),
     );
   }
 
@@ -243,10 +279,10 @@ class SnapshotReads {
    * A $group whose accumulators all add up ($sum) gives the same groups run on batches and merged by adding:
    * the scan's and verify's counts per value, over every moved document, without blocking the event loop.
    */
-  private async groupInBatches(source: Document[], group: Document): Promise<Document[]> {
+  private async groupInBatches(source: AsyncIterable<Document[]>, group: Document): Promise<Document[]> {
     const merged = new Map<string, Document>();
-    for (let start = 0; start < source.length; start += BATCH) {
-      for (const partial of aggregate(source.slice(start, start + BATCH), [group])) {
+    for await (const batch of source) {
+      for (const partial of aggregate(batch, [group])) {
         const key = idKey(partial._id);
         const total = merged.get(key);
         if (!total) merged.set(key, partial);
@@ -268,6 +304,22 @@ class SnapshotReads {
 
   protected documents(collection: string): Document[] {
     return this.collections.get(collection) ?? [];
+  }
+
+  /**
+   * The documents matching `filter`, in natural order, a batch at a time: what every read is made of. `fields`
+   * (what a projection keeps) lets a back end decode less; the documents are projected afterwards anyway.
+   */
+  protected async *matchedBatches(
+    collection: string,
+    filter: Document,
+    _fields?: Set<string>,
+  ): AsyncIterable<Document[]> {
+    const documents = this.documents(collection);
+    const positions = await this.matching(collection, filter);
+    for (let start = 0; start < positions.length; start += BATCH) {
+      yield positions.slice(start, start + BATCH).map((position) => documents[position] as Document);
+    }
   }
 
   /**
@@ -322,11 +374,11 @@ class SnapshotReads {
 }
 
 /** A server hands out copies: a document read before an update must not change when the update runs. */
-function copyOf(document: Document): Document {
+export function copyOf(document: Document): Document {
   return BSON.deserialize(BSON.serialize(document), { promoteValues: false });
 }
 
-class SnapshotWorkingCopy extends SnapshotReads implements TransactionStore {
+export class SnapshotWorkingCopy extends SnapshotReads implements TransactionStore {
   /**
    * Matched documents are updated a batch at a time, with the filter already applied (so the update is given
    * none: positional `$` updates, which the tool does not use, are not supported here).
@@ -385,7 +437,7 @@ class SnapshotWorkingCopy extends SnapshotReads implements TransactionStore {
 }
 
 /** One key per _id value, type included (an ObjectId and its hex string are two ids, as on a server). */
-function idKey(id: unknown): string {
+export function idKey(id: unknown): string {
   if (id instanceof BSON.ObjectId) return `o${id.toHexString()}`;
   if (typeof id === 'string') return `s${id}`;
   return BSON.EJSON.stringify({ id }, { relaxed: false });

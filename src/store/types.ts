@@ -157,7 +157,11 @@ export interface SettleOptions {
   signal?: AbortSignal;
 }
 
-export type StoreTarget = { kind: 'mongodb'; uri: string } | { kind: 'snapshot'; file: string };
+export type StoreTarget =
+  | { kind: 'mongodb'; uri: string }
+  | { kind: 'snapshot'; file: string }
+  /** A mongodump folder (issue 14): read as streams, changed by rewriting the collection files it changes. */
+  | { kind: 'dump'; dir: string };
 
 /** Reads a whole result into memory: only for results bounded by accounts, never by jobs or invoices. */
 export async function collect<T>(items: AsyncIterable<T>): Promise<T[]> {

@@ -8,6 +8,7 @@ import { collect, type StoreTarget } from '../../src/store/types.js';
 import { startWirePeer, type WirePeer } from '../wire-peer/index.js';
 import { runCli, tempDir } from './cli.js';
 import type { Collections } from './data.js';
+import { readDump, writeDump } from './dump.js';
 import { type MongoServer, startMongo, withDatabase } from './mongo-server.js';
 
 /** One data set loaded into a back end, and the command-line arguments that point the tool at it. */
@@ -23,7 +24,7 @@ export interface Loaded {
 
 export interface Backend {
   /** 'wire peer' is the in-process fake server (test/wire-peer): the driver's side, not MongoDB's. */
-  name: 'snapshot' | 'wire peer' | 'mongodb';
+  name: 'snapshot' | 'dump' | 'gzip dump' | 'wire peer' | 'mongodb';
   /** Why this back end's tests are skipped, or false when they run. */
   skip: string | false;
   load(data: Collections): Promise<Loaded>;
@@ -54,6 +55,30 @@ export function snapshotBackend(): Backend {
       return {
         args: ['--snapshot', file],
         target: { kind: 'snapshot', file },
+        dump,
+        state: async () => stateOf(await dump()),
+      };
+    },
+    async close() {
+      dir.remove();
+    },
+  };
+}
+
+/** A mongodump folder per load (`.bson`, or `.bson.gz` as `mongodump --gzip` writes). */
+export function dumpBackend(options: { gzip?: boolean } = {}): Backend {
+  const dir = tempDir();
+  let folders = 0;
+  return {
+    name: options.gzip ? 'gzip dump' : 'dump',
+    skip: false,
+    async load(data) {
+      folders += 1;
+      const folder = writeDump(join(dir.path, `dump-${folders}`, 'agmission'), data, options);
+      const dump = async () => sorted(await readDump(folder));
+      return {
+        args: ['--dump', folder],
+        target: { kind: 'dump', dir: folder },
         dump,
         state: async () => stateOf(await dump()),
       };
@@ -138,9 +163,9 @@ function structuredCloneBson(documents: Document[]): Document[] {
   }) as Document[];
 }
 
-/** Every back end: the snapshot file, the wire peer, and a real MongoDB (skipped when there is none). */
+/** Every back end: the snapshot file, a dump folder, the wire peer, and a real MongoDB (skipped when there is none). */
 export async function allBackends(label: string): Promise<Backend[]> {
-  return [snapshotBackend(), await wirePeerBackend(label), await mongoBackend(label)];
+  return [snapshotBackend(), dumpBackend(), await wirePeerBackend(label), await mongoBackend(label)];
 }
 
 /**

@@ -23,7 +23,7 @@ export function applicationWriting(
     const wrapped: Store = Object.create(store);
     let done = false;
     wrapped.transaction = async (work, options) => {
-      if (target.kind === 'snapshot') {
+      if (target.kind !== 'mongodb') {
         const result = await store.transaction(work, options);
         if (!done) {
           done = true;

@@ -1,0 +1,105 @@
+import { createReadStream } from 'node:fs';
+import type { Readable } from 'node:stream';
+import { createGunzip } from 'node:zlib';
+import { BSON, type Document } from 'mongodb';
+import { UsageError } from '../shared/errors.js';
+
+/** One document of a BSON file as it is stored: its bytes, and where they start (uncompressed). */
+export interface RawDocument {
+  bytes: Buffer;
+  offset: number;
+}
+
+/** A document is at most 16 MiB; a server allows 16 KiB more for its own fields. Anything larger is a bad length. */
+const MAX_DOCUMENT_BYTES = 16 * 1024 * 1024 + 16 * 1024;
+const READ_CHUNK = 1024 * 1024;
+
+export function isGzip(file: string): boolean {
+  return file.endsWith('.gz');
+}
+
+function corrupt(file: string, offset: number, problem: string): UsageError {
+  return new UsageError(
+    `Dump file ${file} is damaged at byte ${offset}${isGzip(file) ? ' (uncompressed)' : ''}: ${problem}; take the dump again (mongodump) or restore this file from a good copy`,
+  );
+}
+
+function unreadable(file: string, error: unknown): UsageError {
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code?.startsWith('Z_') || /incorrect header|invalid|unexpected end/i.test(String(error))) {
+    return new UsageError(
+      `Dump file ${file} is not a gzip file that inflates (${(error as Error).message}); take the dump again, or remove the .gz suffix if it is plain BSON`,
+      { cause: error },
+    );
+  }
+  return new UsageError(`Cannot read dump file ${file}: ${code ?? String(error)}; check the --dump folder`, {
+    cause: error,
+  });
+}
+
+function source(file: string): Readable {
+  const raw = createReadStream(file, { highWaterMark: READ_CHUNK });
+  if (!isGzip(file)) return raw;
+  const gunzip = createGunzip({ chunkSize: READ_CHUNK });
+  raw.on('error', (error) => gunzip.destroy(error));
+  return raw.pipe(gunzip);
+}
+
+/**
+ * The documents of a BSON file (what mongodump writes: documents one after the other, each starting with its
+ * length), `.gz` inflated on the way, as a stream: the file is never held whole. Each document's bytes are its
+ * own (a consumer may keep them). A length that cannot be a document's, a document cut short by the end of the
+ * file, or a gzip that does not inflate is refused naming the file and the byte where it is wrong.
+ */
+export async function* readBsonFile(file: string): AsyncGenerator<RawDocument> {
+  let pending: Buffer = Buffer.alloc(0);
+  let offset = 0;
+  const stream = source(file);
+  try {
+    for await (const chunk of stream as AsyncIterable<Buffer>) {
+      pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
+      let position = 0;
+      while (pending.length - position >= 4) {
+        const length = pending.readInt32LE(position);
+        if (length < 5 || length > MAX_DOCUMENT_BYTES) {
+          throw corrupt(file, offset, `a document length of ${length} bytes is impossible`);
+        }
+        if (pending.length - position < length) break;
+        if (pending[position + length - 1] !== 0) {
+          throw corrupt(file, offset, `the ${length}-byte document there does not end with a zero byte`);
+        }
+        yield { bytes: Buffer.from(pending.subarray(position, position + length)), offset };
+        position += length;
+        offset += length;
+      }
+      pending = pending.subarray(position);
+    }
+  } catch (error) {
+    if (error instanceof UsageError) throw error;
+    throw unreadable(file, error);
+  } finally {
+    stream.destroy();
+  }
+  if (pending.length > 0) {
+    const length = pending.length >= 4 ? pending.readInt32LE(0) : undefined;
+    throw corrupt(
+      file,
+      offset,
+      length === undefined
+        ? `the file ends ${pending.length} bytes into a document's length`
+        : `the file ends ${pending.length} bytes into a document of ${length} bytes (it was cut short)`,
+    );
+  }
+}
+
+/**
+ * A document's values as every store gives them to mingo: numbers as the driver's Int32/Double/Long objects
+ * (as the snapshot's Extended JSON and the driver's raw reads give them), so plans and fingerprints agree.
+ */
+export function decodeDocument(raw: RawDocument, file: string): Document {
+  try {
+    return BSON.deserialize(raw.bytes, { promoteValues: false });
+  } catch (error) {
+    throw corrupt(file, raw.offset, `the document there cannot be decoded (${(error as Error).message})`);
+  }
+}

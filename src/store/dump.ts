@@ -1,0 +1,840 @@
+import { constants } from 'node:fs';
+import { access, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import { Readable } from 'node:stream';
+import { createGzip, gunzipSync } from 'node:zlib';
+import createDebug from 'debug';
+import { Query, updateMany } from 'mingo';
+import type { Modifier, PipelineStage } from 'mingo/updater';
+import { BSON } from 'mongodb';
+import {
+  linkChain,
+  prepareReplacement,
+  type Replacement,
+  replaceFile,
+  replaceProblem,
+} from '../files/atomic-file.js';
+import { acquireLock, type FileLock, lockFileOf } from '../files/lock-file.js';
+import { RuntimeError, UsageError } from '../shared/errors.js';
+import { decodeFields, type RawTest, type RawUpdate, rawTest, rawUpdate } from './bson-raw.js';
+import { decodeDocument, isGzip, readBsonFile } from './bson-stream.js';
+import {
+  assertUniqueIds,
+  BATCH,
+  type Collections,
+  copyOf,
+  idKey,
+  interrupted,
+  Pacer,
+  SnapshotReads,
+  SnapshotWorkingCopy,
+} from './snapshot.js';
+import type {
+  Document,
+  IndexInfo,
+  ReadOnlyStore,
+  ServerFacts,
+  Settled,
+  Store,
+  TransactionOptions,
+  TransactionStore,
+  Update,
+  UpdateResult,
+} from './types.js';
+
+const log = createDebug('agm:dump');
+
+/**
+ * Collections read whole into memory: the accounts (a few thousand documents, read by every plan step). Every
+ * other collection (jobs, invoices, the journal) is read as a stream from its file each time it is asked for.
+ */
+const HELD = new Set(['users']);
+const BSON_FILE = /^(.+)\.bson(\.gz)?$/;
+/** Written before the first rename of a commit, removed after the last: its presence means renames to finish. */
+const COMMIT_RECORD = '.agm-dump-commit.json';
+/** The temp files prepareReplacement writes beside a file (`.<name>.<pid>.<random>.tmp`). */
+const TEMP_FILE = /^\..+\.(bson|json)(\.gz)?\.\d+\.[0-9a-f]{8}\.tmp$/;
+const WRITE_CHUNK = 1024 * 1024;
+
+const WHAT = 'the dump';
+/** Passes over files at least this large say how far they are, on a terminal. */
+const PROGRESS_BYTES = 32 * 1024 * 1024;
+const PROGRESS_EVERY_MS = 5_000;
+
+/** A mongodump folder of one database: its collections' BSON files (`.bson`, or `.bson.gz` for `--gzip`). */
+export interface DumpLayout {
+  /** The database folder (the one given, or the one database folder inside it). */
+  dir: string;
+  gzip: boolean;
+  /** Collection name -> the file its documents are read from. */
+  files: Map<string, string>;
+}
+
+/** Said wherever a result is shown, so a rehearsal is never taken for a run against MongoDB. */
+export function describeDump(dir: string): string {
+  return `mongodump folder ${dir} (not a MongoDB server)`;
+}
+
+function notADump(dir: string): UsageError {
+  return new UsageError(
+    `${dir} is not a mongodump folder: it holds no <collection>.bson (or .bson.gz) file, nor one database folder holding them; give the folder mongodump wrote (--out) or its database folder`,
+  );
+}
+
+async function entries(dir: string): Promise<string[]> {
+  try {
+    return (await readdir(dir)).sort();
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOTDIR') throw notADump(dir);
+    throw new UsageError(`Cannot read dump folder ${dir}: ${code ?? String(error)}; check the --dump path`, {
+      cause: error,
+    });
+  }
+}
+
+/** The collection files among a folder's names; `system.*` collections are the server's own. */
+function collectionFiles(dir: string, names: string[]): Map<string, string> {
+  const files = new Map<string, string>();
+  for (const name of names) {
+    const match = BSON_FILE.exec(name);
+    const collection = match?.[1];
+    if (!collection || collection.startsWith('system.') || name.startsWith('.')) continue;
+    const earlier = files.get(collection);
+    if (earlier) {
+      throw new UsageError(
+        `Dump ${dir} holds collection "${collection}" twice (${basename(earlier)} and ${name}); keep one of them`,
+      );
+    }
+    files.set(collection, join(dir, name));
+  }
+  return files;
+}
+
+/**
+ * The folder given, or the parent mongodump writes (`--out`, one folder per database): one database folder in it
+ * is taken; several are refused, naming them (`--oplog`'s oplog.bson at the top is not a database).
+ */
+export async function findDump(dir: string): Promise<DumpLayout> {
+  const names = await entries(dir);
+  const files = collectionFiles(dir, names);
+  if (files.size === 0 || (files.size === 1 && files.has('oplog'))) {
+    const databases: string[] = [];
+    for (const name of names) {
+      const folder = join(dir, name);
+      if (name.startsWith('.') || !(await stat(folder).catch(() => undefined))?.isDirectory()) continue;
+      if (collectionFiles(folder, await entries(folder)).size > 0) databases.push(name);
+    }
+    if (databases.length === 1) return findDump(join(dir, databases[0] as string));
+    if (databases.length > 1) {
+      throw new UsageError(
+        `${dir} holds the dumps of ${databases.length} databases (${databases.join(', ')}); give the one to use, e.g. --dump ${join(dir, databases[0] as string)}`,
+      );
+    }
+    throw notADump(dir);
+  }
+  const zipped = [...files.values()].filter(isGzip).length;
+  if (zipped > 0 && zipped < files.size) {
+    throw new UsageError(
+      `Dump ${dir} mixes .bson and .bson.gz files; take it again with or without --gzip, not both`,
+    );
+  }
+  return { dir, gzip: zipped > 0, files };
+}
+
+function metadataFileOf(bsonFile: string): string {
+  return bsonFile.replace(/\.bson(\.gz)?$/, '.metadata.json$1');
+}
+
+/** Renames a commit recorded and may not have finished: the new file (beside its target) for each. */
+interface CommitRecord {
+  renames: { temp: string; target: string }[];
+}
+
+async function readCommitRecord(dir: string): Promise<CommitRecord | undefined> {
+  const text = await readFile(join(dir, COMMIT_RECORD), 'utf8').catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT') return undefined;
+    throw error;
+  });
+  return text === undefined ? undefined : (JSON.parse(text) as CommitRecord);
+}
+
+const exists = (file: string) =>
+  access(file, constants.F_OK).then(
+    () => true,
+    () => false,
+  );
+
+/**
+ * A commit record left by a run that stopped between its first and last rename: every new file was complete
+ * and flushed before the record was written, so the renames are finished (rolled forward). Temp files without a
+ * record are a commit that never happened: removed. Runs under the dump's lock.
+ */
+async function recover(dir: string): Promise<void> {
+  const record = await readCommitRecord(dir);
+  if (record) {
+    for (const { temp, target } of record.renames) if (await exists(temp)) await rename(temp, target);
+    await unlink(join(dir, COMMIT_RECORD));
+    log('finished the renames of an interrupted commit in %s', dir);
+  }
+  for (const name of await entries(dir)) if (TEMP_FILE.test(name)) await unlink(join(dir, name));
+}
+
+/**
+ * What a reader sees while a commit record is pending: the new files, as the renames will leave them (a preview
+ * never writes, so it does not finish them).
+ */
+async function committedView(layout: DumpLayout): Promise<DumpLayout> {
+  const record = await readCommitRecord(layout.dir);
+  if (!record) return layout;
+  const files = new Map<string, string>();
+  for (const [collection, file] of layout.files) {
+    const real = (await linkChain(file)).at(-1);
+    const pending = record.renames.find((entry) => entry.target === real);
+    files.set(collection, pending && (await exists(pending.temp)) ? pending.temp : file);
+  }
+  for (const { temp, target } of record.renames) {
+    const match = BSON_FILE.exec(basename(target));
+    if (match?.[1] && !files.has(match[1]) && (await exists(temp))) files.set(match[1], temp);
+  }
+  return { ...layout, files };
+}
+
+/** A filter, decided on a document's bytes where it can be (bson-raw.ts), by mingo otherwise. */
+interface Filter {
+  query: Query;
+  raw?: RawTest;
+}
+
+function filterOf(filter: Document): Filter {
+  const raw = rawTest(filter);
+  return { query: new Query(filter), ...(raw ? { raw } : {}) };
+}
+
+interface Changed {
+  document: Document;
+  modified: boolean;
+}
+
+/** A transaction's writes to one streamed collection, in order: applied to each document as it is read. */
+type Write =
+  | { filter: Filter; raw?: RawUpdate; change: (document: Document) => Changed }
+  | { inserted: Buffer[] };
+type Writes = Map<string, Write[]>;
+
+/**
+ * One document on its way through a pass: its bytes while they say what it is (as read, or changed in place),
+ * its decoded form once something needed it.
+ */
+interface State {
+  bytes?: Buffer;
+  document?: Document;
+  file: string;
+  offset: number;
+  /** A write matched it: the commit writes it anew. */
+  touched: boolean;
+}
+
+function documentOf(state: State): Document {
+  state.document ??= decodeDocument({ bytes: state.bytes as Buffer, offset: state.offset }, state.file);
+  return state.document;
+}
+
+function matches(state: State, filter: Filter): boolean {
+  const decided = state.bytes && filter.raw ? filter.raw(state.bytes) : undefined;
+  return decided ?? filter.query.test(documentOf(state));
+}
+
+/** Applies one write to a document it matched; true when the document changed. */
+function change(state: State, write: Extract<Write, { filter: Filter }>): boolean {
+  state.touched = true;
+  if (state.bytes && write.raw) {
+    const modified = write.raw(state.bytes);
+    if (modified !== undefined) {
+      if (modified) state.document = undefined;
+      return modified;
+    }
+  }
+  const result = write.change(documentOf(state));
+  state.document = result.document;
+  if (result.modified) state.bytes = undefined;
+  return result.modified;
+}
+
+function updated(document: Document, update: Update): Changed {
+  const one = [document];
+  // A pipeline update replaces the document in `one`.
+  const { modifiedCount } = updateMany(one, {}, update as Modifier<Document> | PipelineStage[]);
+  return { document: one[0] as Document, modified: modifiedCount > 0 };
+}
+
+/** The document after the writes from `from` on. */
+function applyWrites(writes: Write[], from: number, state: State): State {
+  for (let i = from; i < writes.length; i += 1) {
+    const write = writes[i] as Write;
+    if ('inserted' in write || !matches(state, write.filter)) continue;
+    change(state, write);
+  }
+  return state;
+}
+
+/** Documents counted by a finished pass, per file: the next pass's time left. */
+type Counted = Map<string, number>;
+
+/** Every PROGRESS_EVERY_MS of a pass over a large file: documents read, the rate, and the time left when known. */
+class PassProgress {
+  private readonly started = performance.now();
+  private last = this.started;
+
+  constructor(
+    private readonly file: string,
+    private readonly size: number,
+    private readonly report: (line: string) => void,
+    private readonly known: number | undefined,
+  ) {}
+
+  static async of(
+    file: string,
+    report: ((line: string) => void) | undefined,
+    counted: Counted,
+  ): Promise<PassProgress | undefined> {
+    if (!report) return undefined;
+    const size = (await stat(file).catch(() => undefined))?.size ?? 0;
+    return size >= PROGRESS_BYTES ? new PassProgress(file, size, report, counted.get(file)) : undefined;
+  }
+
+  tick(documents: number, offset: number): void {
+    const now = performance.now();
+    if (now - this.last < PROGRESS_EVERY_MS) return;
+    this.last = now;
+    const seconds = (now - this.started) / 1000;
+    const rate = documents / seconds;
+    // The share done: from a count of an earlier pass, else (plain BSON) from the bytes read.
+    const done = this.known ? documents / this.known : isGzip(this.file) ? undefined : offset / this.size;
+    const left =
+      done && done > 0 ? ` about ${Math.max(0, Math.round(seconds / done - seconds))} s left,` : '';
+    this.report(
+      `Reading ${basename(this.file)}: ${documents.toLocaleString('en-US')} documents, ${Math.round(rate).toLocaleString('en-US')}/s,${left} ${Math.round(seconds)} s so far`,
+    );
+  }
+}
+
+/**
+ * The streamed collections of a dump, as a transaction with these pending writes sees them (none: as the files
+ * are). Each read is a pass over the file, letting the event loop turn.
+ */
+class Streams {
+  constructor(
+    private readonly layout: DumpLayout,
+    private readonly pacer: Pacer,
+    private readonly writes: Writes = new Map(),
+    private readonly progress?: (line: string) => void,
+    private readonly counted: Counted = new Map(),
+  ) {}
+
+  streams(collection: string): boolean {
+    return !HELD.has(collection);
+  }
+
+  /** Every document of the collection as this transaction sees it: the file's, then those it inserted. */
+  async *states(collection: string): AsyncIterable<State> {
+    const file = this.layout.files.get(collection);
+    const writes = this.writes.get(collection) ?? [];
+    if (file) {
+      const progress = await PassProgress.of(file, this.progress, this.counted);
+      let read = 0;
+      for await (const raw of readBsonFile(file)) {
+        yield applyWrites(writes, 0, { bytes: raw.bytes, file, offset: raw.offset, touched: false });
+        read += 1;
+        if (this.pacer.due) {
+          progress?.tick(read, raw.offset);
+          await this.pacer.turn();
+        }
+      }
+      this.counted.set(file, read);
+    }
+    for (const [index, write] of writes.entries()) {
+      if (!('inserted' in write)) continue;
+      for (const bytes of write.inserted) {
+        const state = {
+          bytes: Buffer.from(bytes),
+          file: `${collection} (inserted)`,
+          offset: 0,
+          touched: true,
+        };
+        yield applyWrites(writes, index + 1, state);
+      }
+    }
+  }
+
+  /** With `fields`, the matching documents are decoded only as far as those fields (what a projection keeps). */
+  async *matchedBatches(
+    collection: string,
+    filter: Document,
+    fields?: Set<string>,
+  ): AsyncIterable<Document[]> {
+    const compiled = filterOf(filter);
+    let batch: Document[] = [];
+    for await (const state of this.states(collection)) {
+      if (!matches(state, compiled)) continue;
+      const partial =
+        fields && state.bytes && !state.document ? decodeFields(state.bytes, fields) : undefined;
+      batch.push(partial ?? documentOf(state));
+      if (batch.length >= BATCH) {
+        yield batch;
+        batch = [];
+      }
+    }
+    if (batch.length > 0) yield batch;
+  }
+
+  async count(collection: string, filter: Document): Promise<number> {
+    const compiled = filterOf(filter);
+    let total = 0;
+    for await (const state of this.states(collection)) if (matches(state, compiled)) total += 1;
+    return total;
+  }
+
+  /** Adds a write; what it matched and changed is counted on one pass, before it. */
+  async write(
+    collection: string,
+    filter: Document,
+    update: Omit<Extract<Write, { filter: Filter }>, 'filter'>,
+  ): Promise<UpdateResult> {
+    const write = { filter: filterOf(filter), ...update };
+    let matched = 0;
+    let modified = 0;
+    for await (const state of this.states(collection)) {
+      if (!matches(state, write.filter)) continue;
+      matched += 1;
+      if (change(state, write)) modified += 1;
+    }
+    this.pending(collection).push(write);
+    return { matched, modified };
+  }
+
+  insert(collection: string, documents: Document[]): void {
+    this.pending(collection).push({
+      inserted: documents.map((document) => Buffer.from(BSON.serialize(document))),
+    });
+  }
+
+  /** The collection's new file: documents no write touched keep their bytes, changed ones in place where they could. */
+  async *rewritten(collection: string): AsyncIterable<Uint8Array> {
+    for await (const state of this.states(collection)) {
+      yield state.bytes ?? BSON.serialize(state.document as Document);
+    }
+  }
+
+  private pending(collection: string): Write[] {
+    let writes = this.writes.get(collection);
+    if (!writes) {
+      writes = [];
+      this.writes.set(collection, writes);
+    }
+    return writes;
+  }
+}
+
+/** The held collections, read whole: their documents, unique by _id as on a server. */
+async function loadHeld(layout: DumpLayout, signal: AbortSignal | undefined): Promise<Collections> {
+  const collections: Collections = new Map();
+  const pacer = new Pacer(signal, WHAT);
+  for (const name of HELD) {
+    const file = layout.files.get(name);
+    if (!file) continue;
+    const documents: Document[] = [];
+    for await (const raw of readBsonFile(file)) {
+      documents.push(decodeDocument(raw, file));
+      if (pacer.due) await pacer.turn();
+    }
+    collections.set(name, documents);
+  }
+  await assertUniqueIds(collections, layout.dir, signal);
+  return collections;
+}
+
+function readIndexes(file: string, text: string): IndexInfo[] {
+  try {
+    const metadata = BSON.EJSON.parse(text, { relaxed: true }) as { indexes?: IndexInfo[] };
+    return (metadata.indexes ?? []).map(
+      ({ name, key, unique, sparse, partialFilterExpression, collation }) => ({
+        name,
+        key,
+        ...(unique === undefined ? {} : { unique }),
+        ...(sparse === undefined ? {} : { sparse }),
+        ...(partialFilterExpression === undefined ? {} : { partialFilterExpression }),
+        ...(collation === undefined ? {} : { collation }),
+      }),
+    );
+  } catch (error) {
+    throw new UsageError(
+      `Dump metadata ${file} is not valid Extended JSON (${(error as Error).message}); take the dump again`,
+      { cause: error },
+    );
+  }
+}
+
+export interface DumpOptions {
+  /** Collections the run reads; a dump without one of them is refused. */
+  requiredCollections?: readonly string[];
+  signal?: AbortSignal;
+  /** Where long passes over large files say how far they are (given only on a terminal, never with --json). */
+  progress?: (line: string) => void;
+}
+
+function checkRequired(layout: DumpLayout, required: readonly string[]): void {
+  const missing = required.filter((name) => !layout.files.has(name));
+  if (missing.length === 0) return;
+  const names = missing.map((name) => `"${name}"`).join(', ');
+  throw new UsageError(
+    `Dump ${layout.dir} has no ${names} collection${missing.length === 1 ? '' : 's'} (${missing.map((name) => `${name}.bson`).join(', ')}); it is not a complete dump of the database: take it again (mongodump dumps an empty collection as an empty file)`,
+  );
+}
+
+async function open(dir: string, options: DumpOptions): Promise<{ layout: DumpLayout; held: Collections }> {
+  const layout = await committedView(await findDump(dir));
+  checkRequired(layout, options.requiredCollections ?? []);
+  return { layout, held: await loadHeld(layout, options.signal) };
+}
+
+export class DumpReadOnlyStore extends SnapshotReads implements ReadOnlyStore {
+  readonly description: string;
+  protected streams: Streams;
+
+  protected readonly counted: Counted = new Map();
+
+  protected constructor(
+    protected layout: DumpLayout,
+    held: Collections,
+    protected readonly progress?: (line: string) => void,
+  ) {
+    super(held, undefined, WHAT);
+    this.description = describeDump(layout.dir);
+    this.streams = new Streams(layout, this.pacer, new Map(), progress, this.counted);
+  }
+
+  static async open(dir: string, options: DumpOptions = {}): Promise<DumpReadOnlyStore> {
+    const { layout, held } = await open(dir, options);
+    return new DumpReadOnlyStore(layout, held, options.progress);
+  }
+
+  protected override matchedBatches(
+    collection: string,
+    filter: Document,
+    fields?: Set<string>,
+  ): AsyncIterable<Document[]> {
+    return this.streams.streams(collection)
+      ? this.streams.matchedBatches(collection, filter, fields)
+      : super.matchedBatches(collection, filter);
+  }
+
+  override count(collection: string, filter: Document): Promise<number> {
+    return this.streams.streams(collection)
+      ? this.streams.count(collection, filter)
+      : super.count(collection, filter);
+  }
+
+  override async listCollections(): Promise<string[]> {
+    return [...this.layout.files.keys()];
+  }
+
+  /**
+   * The indexes the dump's metadata files list (the server's, when the dump was taken), so the unique-index and
+   * index checks run on a dump. No shards, cache or limits: a folder has none.
+   */
+  override async inspect(collections: string[] = [...this.layout.files.keys()]): Promise<ServerFacts> {
+    const indexes: Record<string, IndexInfo[]> = {};
+    const unknown: string[] = [];
+    for (const collection of collections) {
+      const file = this.layout.files.get(collection);
+      if (!file) continue;
+      const metadata = metadataFileOf(file);
+      const bytes = await readFile(metadata).catch(() => undefined);
+      if (bytes === undefined) {
+        unknown.push(`the indexes of ${collection} (the dump has no ${basename(metadata)})`);
+        continue;
+      }
+      indexes[collection] = readIndexes(
+        metadata,
+        (isGzip(metadata) ? gunzipSync(bytes) : bytes).toString('utf8'),
+      );
+    }
+    return { indexes, shardKeys: {}, unknown };
+  }
+
+  async close(): Promise<void> {}
+}
+
+class DumpTransaction extends SnapshotWorkingCopy {
+  constructor(
+    held: Collections,
+    private readonly streams: Streams,
+    /** Held collections this transaction changed: rewritten at commit. */
+    readonly changedHeld: Set<string>,
+    signal: AbortSignal | undefined,
+  ) {
+    super(held, signal, WHAT);
+  }
+
+  protected override matchedBatches(
+    collection: string,
+    filter: Document,
+    fields?: Set<string>,
+  ): AsyncIterable<Document[]> {
+    return this.streams.streams(collection)
+      ? this.streams.matchedBatches(collection, filter, fields)
+      : super.matchedBatches(collection, filter);
+  }
+
+  override count(collection: string, filter: Document): Promise<number> {
+    return this.streams.streams(collection)
+      ? this.streams.count(collection, filter)
+      : super.count(collection, filter);
+  }
+
+  override async updateMany(collection: string, filter: Document, update: Update): Promise<UpdateResult> {
+    if (!this.streams.streams(collection)) {
+      this.changedHeld.add(collection);
+      return super.updateMany(collection, filter, update);
+    }
+    const raw = rawUpdate(update);
+    return this.streams.write(collection, filter, {
+      change: (document) => updated(document, update),
+      ...(raw ? { raw } : {}),
+    });
+  }
+
+  override async replaceOne(
+    collection: string,
+    filter: Document,
+    replacement: Document,
+  ): Promise<UpdateResult> {
+    if (!this.streams.streams(collection)) {
+      this.changedHeld.add(collection);
+      return super.replaceOne(collection, filter, replacement);
+    }
+    // The first match only, as a server does: found first, then replaced by its _id.
+    let first: Document | undefined;
+    for await (const [document] of this.streams.matchedBatches(collection, filter)) {
+      first = document;
+      break;
+    }
+    if (!first) return { matched: 0, modified: 0 };
+    const id = first._id;
+    return this.streams.write(
+      collection,
+      { _id: id },
+      {
+        change: (document) => {
+          const replaced = { ...copyOf(replacement), _id: id };
+          const modified = Buffer.compare(BSON.serialize(replaced), BSON.serialize(document)) !== 0;
+          return { document: replaced, modified };
+        },
+      },
+    );
+  }
+
+  /** Like a server: a duplicate _id is refused (E11000), checked against the collection as this transaction sees it. */
+  override async insertMany(collection: string, documents: Document[]): Promise<void> {
+    if (!this.streams.streams(collection)) {
+      this.changedHeld.add(collection);
+      return super.insertMany(collection, documents);
+    }
+    const wanted = new Set(documents.map((document) => idKey(document._id)));
+    const duplicate = (key: string) =>
+      new RuntimeError(`E11000 duplicate key error collection: ${collection} dup key: { _id: ${key} }`);
+    if (wanted.size !== documents.length || documents.some((document) => document._id === undefined)) {
+      throw duplicate(
+        documents.map((document) => idKey(document._id)).find((key, i, all) => all.indexOf(key) !== i) ??
+          'undefined',
+      );
+    }
+    for await (const [document] of this.streams.matchedBatches(collection, {
+      _id: { $in: documents.map((d) => d._id) },
+    })) {
+      throw duplicate(idKey(document?._id));
+    }
+    this.streams.insert(collection, documents);
+  }
+}
+
+/** Bytes in chunks of about a megabyte, gzip-compressed for a `--gzip` dump. */
+function encoded(gzip: boolean, documents: AsyncIterable<Uint8Array>): AsyncIterable<Uint8Array> {
+  async function* chunks(): AsyncGenerator<Buffer> {
+    let pieces: Uint8Array[] = [];
+    let length = 0;
+    for await (const bytes of documents) {
+      pieces.push(bytes);
+      length += bytes.length;
+      if (length >= WRITE_CHUNK) {
+        yield Buffer.concat(pieces);
+        pieces = [];
+        length = 0;
+      }
+    }
+    if (pieces.length > 0) yield Buffer.concat(pieces);
+  }
+  if (!gzip) return chunks();
+  const source = Readable.from(chunks());
+  const zipped = createGzip();
+  // pipe() does not pass on a failure of the source (an interruption, a damaged file): the output fails with it.
+  source.on('error', (error) => zipped.destroy(error));
+  return source.pipe(zipped);
+}
+
+/** What a new collection's metadata file says: the _id index, as mongodump writes it. */
+function newMetadata(collection: string): string {
+  return BSON.EJSON.stringify(
+    { indexes: [{ v: 2, key: { _id: 1 }, name: '_id_' }], collectionName: collection, type: 'collection' },
+    { relaxed: false },
+  );
+}
+
+export interface DumpCheck {
+  /** The database folder (the one given, or the one inside it). */
+  dir: string;
+  /** Why an execution could not change this dump, or undefined. */
+  problem?: string;
+}
+
+/**
+ * Whether an execution can change this dump: every collection file, the commit record and the new files must be
+ * writable in place (new files are written beside the old and renamed over them). Writes nothing.
+ */
+export async function dumpReplaceProblem(dir: string): Promise<DumpCheck> {
+  const layout = await findDump(dir);
+  const files = [join(layout.dir, COMMIT_RECORD), ...layout.files.values()];
+  for (const file of files) {
+    const problem = (await replaceProblem(file)) ?? (await notWritable(file));
+    if (problem) {
+      return {
+        dir: layout.dir,
+        problem: `Dump ${layout.dir} cannot be changed: ${problem}; make it writable, or execute on a copy (--preview only reads it)`,
+      };
+    }
+  }
+  return { dir: layout.dir };
+}
+
+async function notWritable(file: string): Promise<string | undefined> {
+  if (!(await exists(file))) return undefined;
+  return access(file, constants.W_OK).then(
+    () => undefined,
+    (error: NodeJS.ErrnoException) => `${file} is not writable (${error.code})`,
+  );
+}
+
+export class DumpStore extends DumpReadOnlyStore implements Store {
+  private constructor(
+    layout: DumpLayout,
+    held: Collections,
+    private readonly lock: FileLock,
+    progress: ((line: string) => void) | undefined,
+  ) {
+    super(layout, held, progress);
+  }
+
+  /**
+   * Holds `<folder>.lock` from the first read until close: a second run on the same dump is refused. Finishes
+   * (or discards) what an interrupted commit left, before reading anything.
+   */
+  static override async open(dir: string, options: DumpOptions = {}): Promise<DumpStore> {
+    const check = await dumpReplaceProblem(dir);
+    if (check.problem) throw new UsageError(check.problem);
+    const lock = await acquireLock(lockFileOf(check.dir));
+    try {
+      await recover(check.dir);
+      const { layout, held } = await open(check.dir, options);
+      return new DumpStore(layout, held, lock, options.progress);
+    } catch (error) {
+      await lock.release();
+      throw error;
+    }
+  }
+
+  override async close(): Promise<void> {
+    await this.lock.release();
+  }
+
+  async assertTransactional(): Promise<void> {}
+
+  /** An insert into a missing collection creates its file at commit: nothing to prepare. */
+  async ensureCollections(): Promise<void> {}
+
+  /** A commit here is local (the commit record, then renames), so its outcome is in the files: read them. */
+  async settle(collection: string, id: string): Promise<Settled> {
+    const reads = await DumpReadOnlyStore.open(this.layout.dir);
+    for await (const _ of reads.find(collection, { _id: id }, { limit: 1 })) return 'committed';
+    return 'not-committed';
+  }
+
+  /**
+   * The transaction records its writes and answers reads by streaming the files with them applied; nothing
+   * touches the dump until the commit: each changed collection is written whole beside its file, then a commit
+   * record names the renames, then the renames happen. Stopped before the record, the dump is as it was; after
+   * it, the next run on the dump finishes the renames.
+   */
+  async transaction<T>(
+    work: (tx: TransactionStore) => Promise<T>,
+    options: TransactionOptions = {},
+  ): Promise<T> {
+    const { signal } = options;
+    const held = await loadHeld(this.layout, signal);
+    const writes: Writes = new Map();
+    const pacer = new Pacer(signal, WHAT);
+    const streams = new Streams(this.layout, pacer, writes, this.progress, this.counted);
+    const tx = new DumpTransaction(held, streams, new Set(), signal);
+    const result = await work(tx);
+    if (signal?.aborted) throw interrupted(signal, WHAT);
+    const replacements: Replacement[] = [];
+    try {
+      for (const collection of [...tx.changedHeld, ...writes.keys()]) {
+        const existing = this.layout.files.get(collection);
+        const file = existing ?? join(this.layout.dir, `${collection}.bson${this.layout.gzip ? '.gz' : ''}`);
+        const bytes = tx.changedHeld.has(collection)
+          ? heldBytes(held.get(collection) ?? [], pacer)
+          : streams.rewritten(collection);
+        log('writing the new %s beside %s', collection, file);
+        replacements.push(await prepareReplacement(file, encoded(this.layout.gzip, bytes)));
+        if (!existing) {
+          const metadata = metadataFileOf(file);
+          replacements.push(
+            await prepareReplacement(metadata, encoded(this.layout.gzip, once(newMetadata(collection)))),
+          );
+        }
+      }
+      if (signal?.aborted) throw interrupted(signal, WHAT);
+      options.onCommit?.();
+      const record: CommitRecord = {
+        renames: replacements.map(({ temp, target }) => ({ temp, target })),
+      };
+      await replaceFile(join(this.layout.dir, COMMIT_RECORD), JSON.stringify(record));
+      log('commit record written: %d renames', record.renames.length);
+    } catch (error) {
+      for (const replacement of replacements) await replacement.discard();
+      throw error;
+    }
+    // Committed: from here an exit leaves the record, and the next run finishes the renames.
+    for (const replacement of replacements) replacement.keep();
+    for (const replacement of replacements) await replacement.commit();
+    await unlink(join(this.layout.dir, COMMIT_RECORD));
+    this.layout = await findDump(this.layout.dir);
+    this.streams = new Streams(this.layout, this.pacer, new Map(), this.progress, this.counted);
+    this.collections = held;
+    this.idIndexes = new Map();
+    log('committed %s', this.layout.dir);
+    return result;
+  }
+}
+
+async function* once(text: string): AsyncIterable<Uint8Array> {
+  yield Buffer.from(text, 'utf8');
+}
+
+async function* heldBytes(documents: Document[], pacer: Pacer): AsyncIterable<Uint8Array> {
+  for (const document of documents) {
+    yield BSON.serialize(document);
+    if (pacer.due) await pacer.turn();
+  }
+}
