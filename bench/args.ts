@@ -27,7 +27,8 @@ export function parseBenchArgs(argv: string[]): BenchArgs {
     },
   });
   const backend = values.backend;
-  if (!isBackendName(backend)) throw new Error(`--backend must be snapshot, mongo, peer or dump, not ${backend}`);
+  if (!isBackendName(backend))
+    throw new Error(`--backend must be snapshot, mongo, peer or dump, not ${backend}`);
   const sizes = values.sizes
     ? values.sizes.split(',').map((size) => Number(size.trim()))
     : [...DEFAULT_SIZES, ...(values.large ? [LARGE_SIZE] : [])];

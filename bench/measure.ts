@@ -8,13 +8,13 @@ import type { MigrationOptions } from '../src/plan/scan.js';
 import { DEFAULT_REFERENCE_MAP } from '../src/plan/schema.js';
 import { createOutput } from '../src/shared/output.js';
 import { countingReadOnlyStore, countingStore } from '../src/store/counting.js';
-import { MongoReadOnlyStore, MongoStore } from '../src/store/mongo.js';
 import { openReadOnlyStore, openStore } from '../src/store/index.js';
+import { MongoReadOnlyStore, MongoStore } from '../src/store/mongo.js';
 import { collect, type ReadOnlyStore, type Store, type StoreTarget } from '../src/store/types.js';
 import { applyMigration } from '../src/transaction/apply.js';
 import type { Access as AccessName, Method } from './backends/index.js';
-import { decodeFloor } from './floor.js';
 import { baselineMongo, baselineSnapshot, type Measured } from './baseline.js';
+import { decodeFloor } from './floor.js';
 import { DESTINATION_USERNAME, SOURCE_USERNAME } from './seed.js';
 import { stopwatch } from './stopwatch.js';
 
@@ -103,7 +103,11 @@ async function reader(
       context,
     );
   } else if (method === 'verify') {
-    code = await verifyMigration({ action: 'verify', migrationId, scanAll: false, ...place }, silent, context);
+    code = await verifyMigration(
+      { action: 'verify', migrationId, scanAll: false, ...place },
+      silent,
+      context,
+    );
   } else {
     code = await rollbackMigration(
       { action: 'rollback', migrationId: migrationId as string, preview: true, ...place },
@@ -191,7 +195,12 @@ function measure(access: Access, method: Method, where: string, migrationId?: st
 
 async function main([access, method, , where, migrationId]: string[]): Promise<number> {
   try {
-    const measured = await measure(ACCESS[access as AccessName], method as Method, where as string, migrationId);
+    const measured = await measure(
+      ACCESS[access as AccessName],
+      method as Method,
+      where as string,
+      migrationId,
+    );
     const peakRssMiB = process.resourceUsage().maxRSS / 1024;
     process.stdout.write(`${JSON.stringify({ ...measured, peakRssMiB })}\n`);
     return 0;

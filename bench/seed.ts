@@ -1,7 +1,7 @@
+import { once } from 'node:events';
 import { createWriteStream } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { once } from 'node:events';
 import { BSON, type Db, type Document, ObjectId } from 'mongodb';
 import { DEFAULT_REFERENCE_MAP } from '../src/plan/schema.js';
 import { serializeSnapshot } from '../src/store/snapshot.js';
