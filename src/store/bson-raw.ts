@@ -71,7 +71,7 @@ function valueEnd(bytes: Buffer, type: number, start: number): number | undefine
 /** Each top-level element in order with its name's bytes; stops (false) when `visit` says so. */
 function walk(
   bytes: Buffer,
-  visit: (keyStart: number, keyEnd: number, element: Element) => boolean,
+  visit: (keyStart: number, keyEnd: number, type: number, start: number, end: number) => boolean,
 ): boolean {
   let position = 4;
   const last = bytes.length - 1;
@@ -83,7 +83,8 @@ function walk(
     const start = keyEnd + 1;
     const end = valueEnd(bytes, type, start);
     if (end === undefined || end > last) return false;
-    if (!visit(position + 1, keyEnd, { type, start, end })) return true;
+    // Primitives, not an object per element: this runs for every field of every document of a pass.
+    if (!visit(position + 1, keyEnd, type, start, end)) return true;
     position = end;
   }
   return true;
@@ -92,10 +93,10 @@ function walk(
 /** The top-level element named `name`; null when it is not there; undefined when the bytes cannot be walked. */
 export function rawElement(bytes: Buffer, name: Buffer): Element | null | undefined {
   let found: Element | null = null;
-  const walked = walk(bytes, (keyStart, keyEnd, element) => {
+  const walked = walk(bytes, (keyStart, keyEnd, type, start, end) => {
     if (keyEnd - keyStart !== name.length || bytes.compare(name, 0, name.length, keyStart, keyEnd) !== 0)
       return true;
-    found = element;
+    found = { type, start, end };
     return false;
   });
   return walked || found ? found : undefined;
@@ -122,6 +123,14 @@ function elementKey(bytes: Buffer, element: Element): string | undefined {
   }
 }
 
+const ID = Buffer.from('_id', 'utf8');
+
+/** The document's _id as snapshot.ts's idKey spells it (`o<hex>`, `s<text>`), when it is an ObjectId or a string. */
+export function rawIdKey(bytes: Buffer): string | undefined {
+  const element = rawElement(bytes, ID);
+  return element && element.type !== BOOLEAN ? elementKey(bytes, element) : undefined;
+}
+
 const isPlainObject = (value: unknown): value is Document =>
   value !== null &&
   typeof value === 'object' &&
@@ -142,10 +151,17 @@ function keysOf(values: unknown[]): Set<string> | undefined {
 /** One condition on a field's element (null: the field is missing); never given an array. */
 type Condition = (bytes: Buffer, element: Element | null) => boolean;
 
+/** Sets this small compare ObjectIds byte by byte (no hex string made per document). */
+const FEW = 8;
+
 function inSet(keys: Set<string>): Condition {
+  const ids = [...keys].filter((key) => key.startsWith('o')).map((key) => Buffer.from(key.slice(1), 'hex'));
   // A missing field equals null, which no set here holds; an element of another type equals none of the values.
   return (bytes, element) => {
     if (!element) return false;
+    if (element.type === OBJECT_ID && ids.length <= FEW) {
+      return ids.some((id) => bytes.compare(id, 0, 12, element.start, element.end) === 0);
+    }
     const key = elementKey(bytes, element);
     return key !== undefined && keys.has(key);
   };
@@ -309,9 +325,8 @@ export function rawUpdate(update: Document | Document[]): RawUpdate | undefined 
  */
 export function decodeFields(bytes: Buffer, names: Set<string>): Document | undefined {
   const pieces: Buffer[] = [];
-  const walked = walk(bytes, (keyStart, keyEnd, element) => {
-    if (names.has(bytes.toString('utf8', keyStart, keyEnd)))
-      pieces.push(bytes.subarray(keyStart - 1, element.end));
+  const walked = walk(bytes, (keyStart, keyEnd, _type, _start, end) => {
+    if (names.has(bytes.toString('utf8', keyStart, keyEnd))) pieces.push(bytes.subarray(keyStart - 1, end));
     return true;
   });
   if (!walked) return undefined;

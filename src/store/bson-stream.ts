@@ -1,4 +1,5 @@
 import { createReadStream } from 'node:fs';
+import { open } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { BSON, type Document } from 'mongodb';
@@ -68,7 +69,8 @@ export async function* readBsonFile(file: string): AsyncGenerator<RawDocument> {
         if (pending[position + length - 1] !== 0) {
           throw corrupt(file, offset, `the ${length}-byte document there does not end with a zero byte`);
         }
-        yield { bytes: Buffer.from(pending.subarray(position, position + length)), offset };
+        // A view, not a copy: the chunk is never reused, and is freed with the last document kept from it.
+        yield { bytes: pending.subarray(position, position + length), offset };
         position += length;
         offset += length;
       }
@@ -89,6 +91,31 @@ export async function* readBsonFile(file: string): AsyncGenerator<RawDocument> {
         ? `the file ends ${pending.length} bytes into a document's length`
         : `the file ends ${pending.length} bytes into a document of ${length} bytes (it was cut short)`,
     );
+  }
+}
+
+/** The documents that start at these offsets of a plain (not gzip) BSON file, read where they are. */
+export async function* readBsonAt(file: string, offsets: number[]): AsyncGenerator<RawDocument> {
+  const handle = await open(file, 'r').catch((error) => {
+    throw unreadable(file, error);
+  });
+  try {
+    const prefix = Buffer.alloc(4);
+    for (const offset of offsets) {
+      const { bytesRead } = await handle.read(prefix, 0, 4, offset);
+      const length = bytesRead === 4 ? prefix.readInt32LE(0) : 0;
+      if (length < 5 || length > MAX_DOCUMENT_BYTES) {
+        throw corrupt(file, offset, 'the file changed since its documents were indexed');
+      }
+      const bytes = Buffer.alloc(length);
+      const read = await handle.read(bytes, 0, length, offset);
+      if (read.bytesRead !== length || bytes[length - 1] !== 0) {
+        throw corrupt(file, offset, 'the file changed since its documents were indexed');
+      }
+      yield { bytes, offset };
+    }
+  } finally {
+    await handle.close();
   }
 }
 

@@ -183,13 +183,45 @@ export function projectedFields(projection: Document | undefined): Set<string> |
   return fields;
 }
 
+/**
+ * The top-level fields a pipeline of `$group` stages reads (`"$field"` and `"$field.sub"` references), or undefined
+ * when it may read more (another stage, `$$ROOT`): what a back end must decode of each document for it.
+ */
+function groupedFields(stages: Document[]): Set<string> | undefined {
+  const fields = new Set<string>();
+  const visit = (value: unknown): boolean => {
+    if (typeof value === 'string') {
+      if (value.startsWith('$$')) return false;
+      if (value.startsWith('$')) fields.add(value.slice(1).split('.')[0] as string);
+      return true;
+    }
+    if (value === null || typeof value !== 'object') return true;
+    // A `$literal` holds data, not references.
+    if (!Array.isArray(value) && Object.keys(value).length === 1 && '$literal' in value) return true;
+    return Object.values(value).every(visit);
+  };
+  const onlyGroups =
+    stages.length > 0 && stages.every((stage) => Object.keys(stage).length === 1 && stage.$group);
+  return onlyGroups && stages.every((stage) => visit(stage.$group)) ? fields : undefined;
+}
+
+/**
+ * Marks a batch whose documents a back end already projected to the `fields` it was asked for (as mingo's inclusion
+ * projection does: `_id` first, then the document's order), so it is not projected again.
+ */
+export const PROJECTED = Symbol('projected');
+
+function isProjected(batch: Document[]): boolean {
+  return (batch as Document[] & { [PROJECTED]?: boolean })[PROJECTED] === true;
+}
+
 /** True when an inclusion projection keeps every key the sort needs. */
 function keepsKeys(projection: Document, sort: Record<string, 1 | -1>): boolean {
   return Object.keys(sort).every((key) => (key === '_id' ? projection._id !== 0 : projection[key] === 1));
 }
 
 /** The _ids a filter asks for by equality (`{_id: x}` or `{_id: {$in: [...]}}`), and the rest of it. */
-function idLookup(filter: Document): { ids: unknown[]; rest: Document } | undefined {
+export function idLookup(filter: Document): { ids: unknown[]; rest: Document } | undefined {
   if (!Object.hasOwn(filter, '_id')) return undefined;
   const { _id: wanted, ...rest } = filter;
   const inList =
@@ -226,7 +258,7 @@ export class SnapshotReads {
       for await (const batch of this.matchedBatches(collection, filter, projectedFields(projection))) {
         const taken = batch.length > left ? batch.slice(0, left) : batch;
         left -= taken.length;
-        yield* this.copies(projection ? find(taken, {}, projection).all() : taken);
+        yield* this.copies(projection && !isProjected(batch) ? find(taken, {}, projection).all() : taken);
         if (left <= 0) return;
       }
       return;
@@ -236,7 +268,8 @@ export class SnapshotReads {
     const early = projection && keepsKeys(projection, sort) ? projection : undefined;
     let matched: Document[] = [];
     for await (const batch of this.matchedBatches(collection, filter, projectedFields(early))) {
-      for (const document of early ? find(batch, {}, early).all() : batch) matched.push(document as Document);
+      const kept = early && !isProjected(batch) ? find(batch, {}, early).all() : batch;
+      for (const document of kept) matched.push(document as Document);
     }
     matched = find(matched, {}).sort(sort).all() as Document[];
     if (limit !== undefined) matched = matched.slice(0, limit);
@@ -261,8 +294,8 @@ export class SnapshotReads {
     // A leading $match is the part that reads the whole collection: it lets the loop turn, and uses the _id index.
     const [first, ...rest] = pipeline;
     const leading = !collation && first && Object.keys(first).length === 1 && first.$match;
-    const source = this.matchedBatches(collection, leading ? first.$match : {});
     const stages = leading ? rest : pipeline;
+    const source = this.matchedBatches(collection, leading ? first.$match : {}, groupedFields(stages));
     const [group] = stages;
     if (stages.length === 1 && group && isAdditiveGroup(group)) {
       yield* this.copies(await this.groupInBatches(source, group));
