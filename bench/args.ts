@@ -2,7 +2,7 @@ import { parseArgs } from 'node:util';
 import { type BackendName, isBackendName } from './backends/index.js';
 
 export const USAGE =
-  'usage: node dist/bench/run.js [--backend snapshot|mongo|peer] [--large] [--sizes 1000,10000] [--baseline-max N] [--download]';
+  'usage: node dist/bench/run.js [--backend snapshot|mongo|peer|dump] [--large] [--sizes 1000,10000] [--baseline-max N] [--download]';
 const DEFAULT_SIZES = [1_000, 10_000, 100_000];
 const LARGE_SIZE = 1_000_000;
 
@@ -27,7 +27,8 @@ export function parseBenchArgs(argv: string[]): BenchArgs {
     },
   });
   const backend = values.backend;
-  if (!isBackendName(backend)) throw new Error(`--backend must be snapshot, mongo or peer, not ${backend}`);
+  if (!isBackendName(backend))
+    throw new Error(`--backend must be snapshot, mongo, peer or dump, not ${backend}`);
   const sizes = values.sizes
     ? values.sizes.split(',').map((size) => Number(size.trim()))
     : [...DEFAULT_SIZES, ...(values.large ? [LARGE_SIZE] : [])];

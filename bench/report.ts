@@ -30,7 +30,8 @@ export function table(runs: Run[]): string {
             run.chunks === undefined ? '-' : String(run.chunks),
             (run.seconds as number).toFixed(3),
             (run.cpuSeconds as number).toFixed(3),
-            Math.round(run.docsPerSecond as number).toLocaleString('en-US'),
+            // A preview moves nothing: its rate would say nothing.
+            run.modified ? Math.round(run.docsPerSecond as number).toLocaleString('en-US') : '-',
             (run.peakRssMiB as number).toFixed(1),
           ]),
     ];
@@ -70,8 +71,37 @@ export function table(runs: Run[]): string {
         out.push(`  WARNING: engine modified ${engine.modified} documents, baseline ${baseline.modified}`);
       }
     }
+    for (const ratio of floorRatios(runs).filter((each) => each.n === n)) {
+      out.push(
+        `  ratio ${ratio.method}/floor at N=${n}: time ${ratio.time.toFixed(1)}x, cpu ${ratio.cpu.toFixed(1)}x`,
+      );
+    }
   }
   return out.join('\n');
+}
+
+/**
+ * How much longer than the floor (decoding every document of the dump) the preview and the execution took: wall
+ * time, and CPU time (what the run costs whatever else the machine is doing).
+ */
+export function floorRatios(
+  runs: Run[],
+): { n: number; method: 'preview' | 'engine'; time: number; cpu: number }[] {
+  const ratios = [];
+  for (const floor of runs.filter((run) => run.method === 'floor' && run.seconds)) {
+    for (const method of ['preview', 'engine'] as const) {
+      const run = runs.find((each) => each.n === floor.n && each.method === method);
+      if (!run?.seconds) continue;
+      const time = run.seconds / (floor.seconds as number);
+      ratios.push({
+        n: floor.n,
+        method,
+        time,
+        cpu: (run.cpuSeconds as number) / (floor.cpuSeconds as number),
+      });
+    }
+  }
+  return ratios;
 }
 
 /** Writes bench/results-<backend>.json (the machine, the back end, every run) and returns its path. */
@@ -87,6 +117,7 @@ export function writeResults(backend: string, label: string, runs: Run[]): strin
     backend: label,
     generatedAt: new Date().toISOString(),
     runs,
+    ...(runs.some((run) => run.method === 'floor') ? { floorRatios: floorRatios(runs) } : {}),
   };
   const file = fileURLToPath(new URL(`../../bench/results-${backend}.json`, import.meta.url));
   writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`);

@@ -1,5 +1,8 @@
-import { writeFile } from 'node:fs/promises';
-import { type Db, type Document, ObjectId } from 'mongodb';
+import { once } from 'node:events';
+import { createWriteStream } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { BSON, type Db, type Document, ObjectId } from 'mongodb';
 import { DEFAULT_REFERENCE_MAP } from '../src/plan/schema.js';
 import { serializeSnapshot } from '../src/store/snapshot.js';
 
@@ -163,6 +166,38 @@ export function seedCollections(seed: Seed): Map<string, Document[]> {
 /** Writes the seed as a canonical Extended JSON snapshot file, the format SnapshotStore reads. */
 export async function writeSnapshotSeed(file: string, seed: Seed): Promise<void> {
   await writeFile(file, serializeSnapshot(seedCollections(seed)), 'utf8');
+}
+
+/**
+ * Writes the seed as mongodump writes one database: `<collection>.bson` (the documents, one after the other)
+ * and `<collection>.metadata.json` (its _id index, canonical Extended JSON) per collection, in `dir`.
+ */
+export async function writeDumpSeed(dir: string, seed: Seed): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  const collections: [string, Iterable<Document>][] = [
+    ['users', seed.users],
+    ['jobs', seed.jobs()],
+    ['invoices', seed.invoices()],
+  ];
+  for (const [name, documents] of collections) {
+    const out = createWriteStream(path.join(dir, `${name}.bson`));
+    for (const document of documents) {
+      if (!out.write(BSON.serialize(document))) await once(out, 'drain');
+    }
+    out.end();
+    await once(out, 'finish');
+    // Canonical Extended JSON, as mongodump writes it.
+    const metadata = {
+      indexes: [{ v: new BSON.Int32(2), key: { _id: new BSON.Int32(1) }, name: '_id_' }],
+      collectionName: name,
+      type: 'collection',
+    };
+    await writeFile(
+      path.join(dir, `${name}.metadata.json`),
+      BSON.EJSON.stringify(metadata, { relaxed: false }),
+      'utf8',
+    );
+  }
 }
 
 /**

@@ -9,8 +9,8 @@ export async function serverBacking(server: MongoServer): Promise<Backing> {
   await client.connect();
   const runId = `${process.pid}_${Date.now().toString(36)}`;
   return {
-    async prepare(n, method) {
-      const name = `agm_bench_${runId}_${n}_${method}`;
+    async prepare(n, copy) {
+      const name = `agm_bench_${runId}_${n}_${copy}`;
       const db = client.db(name);
       await insertSeed(db, createSeed(n));
       return { target: withDatabase(server.uri, name), dispose: async () => void (await db.dropDatabase()) };
@@ -27,6 +27,7 @@ export const mongoBackend: BenchBackend = {
   label: 'mongodb',
   access: 'mongo',
   baselineMax: Number.POSITIVE_INFINITY,
+  copies: [['engine'], ['baseline']],
   async open({ download }) {
     if (download) process.env.MONGOMS_RUNTIME_DOWNLOAD = 'true';
     else process.env.MONGOMS_RUNTIME_DOWNLOAD ??= 'false';

@@ -8,6 +8,7 @@ export const peerBackend: BenchBackend = {
   access: 'mongo',
   /** One round trip per document through the driver and the peer: bounded so the bench stays minutes long. */
   baselineMax: 10_000,
+  copies: [['engine'], ['baseline']],
   async open() {
     const peer = await startWirePeer();
     return serverBacking({ uri: peer.uri(), stop: () => peer.close() });

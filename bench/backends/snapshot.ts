@@ -13,11 +13,12 @@ export const snapshotBackend: BenchBackend = {
    * index), so the baseline there is quadratic in N.
    */
   baselineMax: 10_000,
+  copies: [['engine'], ['baseline']],
   async open() {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'agm-bench-'));
     return {
-      async prepare(n, method) {
-        const file = path.join(dir, `${n}-${method}.json`);
+      async prepare(n, copy) {
+        const file = path.join(dir, `${n}-${copy}.json`);
         await writeSnapshotSeed(file, createSeed(n));
         return { target: file, dispose: async () => rmSync(file, { force: true }) };
       },
