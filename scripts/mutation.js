@@ -2,7 +2,8 @@
 // `npm run mutation [-- group...]`: StrykerJS on the modules that decide what happens to data (README,
 // "Mutation testing"). Not in CI: it takes long. Each group mutates its modules and runs only the test files
 // that exercise them; Stryker's per-file coverage then runs, for each mutant, only the files that reach it.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Stryker } from '@stryker-mutator/core';
@@ -55,6 +56,14 @@ const GROUPS = {
   },
 };
 
+// Stryker's build step, in its sandbox: the tests that check file permissions run a child as user nobody (when
+// run as root), which must be able to read the compiled sources there (the sandbox folder is made 0700).
+if (process.argv[2] === '--build') {
+  chmodSync('.', 0o755);
+  execFileSync('npx', ['tsc', '-p', 'tsconfig.json'], { stdio: 'inherit' });
+  process.exit(0);
+}
+
 const asked = process.argv.slice(2);
 const unknown = asked.filter((name) => !(name in GROUPS));
 if (unknown.length > 0) {
@@ -76,7 +85,7 @@ for (const name of asked.length > 0 ? asked : Object.keys(GROUPS)) {
       nodeArgs: ['--test-reporter=tap', '-r', '{{hookFile}}', '{{testFile}}'],
     },
     // The sandbox gets the instrumented sources (every mutant behind a switch) and compiles them once.
-    buildCommand: 'npx tsc -p tsconfig.json',
+    buildCommand: 'node scripts/mutation.js --build',
     checkers: ['typescript'],
     tsconfigFile: 'tsconfig.json',
     typescriptChecker: { prioritizePerformanceOverAccuracy: true },
