@@ -28,6 +28,35 @@ test('a URI is shown with its password masked', () => {
   );
 });
 
+test('masking edge cases: an empty user, a one-letter or digit-ended user without a scheme, a secret with regex characters, twice', () => {
+  assert.equal(redactText('failed: mongodb://:S3cret@h/db'), 'failed: mongodb://:****@h/db');
+  assert.equal(redactText('u:pw@h'), 'u:****@h');
+  assert.equal(redactText('login admin2:S3cret@db1 refused'), 'login admin2:****@db1 refused');
+  assert.equal(redactText('bad pa$$w0rd.x given', ['pa$$w0rd.x']), 'bad **** given');
+  assert.equal(
+    redactText('paXXw0rdXx given', ['pa$$w0rd.x']),
+    'paXXw0rdXx given',
+    'regex characters are literal',
+  );
+  assert.equal(redactText('S3cretpw, then S3cretpw again', ['S3cretpw']), '****, then **** again');
+  assert.equal(redactText('the west region', ['west']), 'the west region', 'a short secret as a bare word');
+  assert.equal(redactText('Stryker was here'), 'Stryker was here', 'no secrets given, no words masked');
+  assert.deepEqual(redactValue({ a: { b: ['mongodb://u:pw@h'] }, n: 1 }, []), {
+    a: { b: ['mongodb://u:****@h'] },
+    n: 1,
+  });
+});
+
+test("a URI's password for the bare-word masking: none without an @, a colon, or a password", () => {
+  assert.deepEqual(secretsOf('mongodb://host/db'), []);
+  assert.deepEqual(secretsOf('mongodb://ops@host/db'), []);
+  assert.deepEqual(secretsOf('mongodb://ops:@host/db'), []);
+  assert.deepEqual(secretsOf('mongodb://:S3cret@host/db'), ['S3cret']);
+  assert.deepEqual(secretsOf('mongodb://ops:S3c%40ret@host/db'), ['S3c%40ret', 'S3c@ret']);
+  assert.deepEqual(secretsOf('ops:S3cret@host'), ['S3cret']);
+  assert.deepEqual(secretsOf(undefined), []);
+});
+
 test('an unreachable server fails within seconds, names the host, and never shows the password', () => {
   const history = join(dir.path, 'history.json');
   const started = Date.now();
@@ -199,33 +228,4 @@ test('spaces around a pasted URI are not part of it: the run reaches the server'
   } finally {
     await peer.close();
   }
-});
-
-test('masking edge cases: an empty user, a one-letter or digit-ended user without a scheme, a secret with regex characters, twice', () => {
-  assert.equal(redactText('failed: mongodb://:S3cret@h/db'), 'failed: mongodb://:****@h/db');
-  assert.equal(redactText('u:pw@h'), 'u:****@h');
-  assert.equal(redactText('login admin2:S3cret@db1 refused'), 'login admin2:****@db1 refused');
-  assert.equal(redactText('bad pa$$w0rd.x given', ['pa$$w0rd.x']), 'bad **** given');
-  assert.equal(
-    redactText('paXXw0rdXx given', ['pa$$w0rd.x']),
-    'paXXw0rdXx given',
-    'regex characters are literal',
-  );
-  assert.equal(redactText('S3cretpw, then S3cretpw again', ['S3cretpw']), '****, then **** again');
-  assert.equal(redactText('the west region', ['west']), 'the west region', 'a short secret as a bare word');
-  assert.equal(redactText('Stryker was here'), 'Stryker was here', 'no secrets given, no words masked');
-  assert.deepEqual(redactValue({ a: { b: ['mongodb://u:pw@h'] }, n: 1 }, []), {
-    a: { b: ['mongodb://u:****@h'] },
-    n: 1,
-  });
-});
-
-test("a URI's password for the bare-word masking: none without an @, a colon, or a password", () => {
-  assert.deepEqual(secretsOf('mongodb://host/db'), []);
-  assert.deepEqual(secretsOf('mongodb://ops@host/db'), []);
-  assert.deepEqual(secretsOf('mongodb://ops:@host/db'), []);
-  assert.deepEqual(secretsOf('mongodb://:S3cret@host/db'), ['S3cret']);
-  assert.deepEqual(secretsOf('mongodb://ops:S3c%40ret@host/db'), ['S3c%40ret', 'S3c@ret']);
-  assert.deepEqual(secretsOf('ops:S3cret@host'), ['S3cret']);
-  assert.deepEqual(secretsOf(undefined), []);
 });
