@@ -12,7 +12,7 @@ import {
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { BSON } from 'mongodb';
-import { appendHistory, lockHistory, readHistory } from '../../src/files/history.js';
+import { appendHistory, checkHistoryFile, lockHistory, readHistory } from '../../src/files/history.js';
 import type { HistoryRecord } from '../../src/report/record.js';
 import { openStore } from '../../src/store/index.js';
 import { serializeSnapshot } from '../../src/store/snapshot.js';
@@ -186,4 +186,16 @@ test('before-images in the history file are canonical Extended JSON: a Double 10
     },
   );
   assert.deepEqual(converted.before._id, { $oid: IDS.acme_west });
+});
+
+test('a history path that is a symlink loop is refused as unresolvable, and left as it was', async () => {
+  const a = join(dir.path, 'loop-a.json');
+  const b = join(dir.path, 'loop-b.json');
+  symlinkSync(b, a);
+  symlinkSync(a, b);
+  await assert.rejects(
+    checkHistoryFile(a),
+    new RegExp(`^UsageError: History file ${a} cannot be resolved \\(.+\\); choose another --output-file$`),
+  );
+  assert.ok(lstatSync(a).isSymbolicLink() && lstatSync(b).isSymbolicLink());
 });
