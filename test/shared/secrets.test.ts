@@ -49,6 +49,7 @@ test('masking edge cases: an empty user, a one-letter or digit-ended user withou
 
 test("a URI's password for the bare-word masking: none without an @, a colon, or a password", () => {
   assert.deepEqual(secretsOf('mongodb://host/db'), []);
+  assert.deepEqual(secretsOf('mongodb://host:27017/db'), [], 'a port is no password');
   assert.deepEqual(secretsOf('mongodb://ops@host/db'), []);
   assert.deepEqual(secretsOf('mongodb://ops:@host/db'), []);
   assert.deepEqual(secretsOf('mongodb://:S3cret@host/db'), ['S3cret']);
