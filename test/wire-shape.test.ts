@@ -83,6 +83,52 @@ test('execute: every read and write of the migration is in one transaction, snap
   assert.equal(sent.filter((entry) => entry.name === 'abortTransaction').length, 0);
 });
 
+test('rollback: every command up to commitTransaction, the drift counts included, is in its one transaction', async () => {
+  const loaded = await backend.load(demoData());
+  const history = join(dir.path, 'rollback.json');
+  const migrated = await runCli([...ARGS, ...loaded.args, '--output-file', history]);
+  assert.equal(migrated.code, 0, migrated.stderr);
+  const id = lastRecord(history).id;
+  peer.clearLog();
+  const result = await runCli(['rollback', id, ...loaded.args, '--output-file', history]);
+  assert.equal(result.code, 0, result.stderr);
+  assert.equal(lastRecord(history).status, 'rolled_back');
+
+  const sent = commandsOf(peer);
+  const start = sent.findIndex((entry) => entry.startTransaction === true);
+  const end = sent.findIndex((entry) => entry.name === 'commitTransaction');
+  assert.ok(start >= 0 && end > start, 'one transaction, started then committed');
+  assert.equal(sent.filter((entry) => entry.startTransaction === true).length, 1, 'started once');
+  const transaction = sent.slice(start, end + 1);
+  const [first] = transaction;
+  assert.ok(first);
+  assert.match(first.lsid ?? '', /^[0-9a-f]{32}$/);
+  assert.equal(typeof first.txnNumber, 'number');
+  assert.deepEqual(first.readConcern, { level: 'snapshot' });
+  for (const entry of transaction) {
+    assert.equal(entry.lsid, first.lsid, `${entry.name} ${entry.collection} on the transaction's session`);
+    assert.equal(entry.txnNumber, first.txnNumber, `${entry.name} ${entry.collection} in the transaction`);
+    assert.equal(entry.autocommit, false, `${entry.name} ${entry.collection} in the transaction`);
+  }
+  // The drift check counts inside the transaction (countDocuments is an aggregate on the wire).
+  const inside = transaction.slice(0, -1);
+  assert.ok(
+    inside.some((entry) => entry.name === 'aggregate' && entry.collection === 'jobs'),
+    'the drift counts are among them',
+  );
+  assert.deepEqual(
+    [...new Set(inside.map((entry) => entry.name))].sort(),
+    ['aggregate', 'find', 'getMore', 'insert', 'update'],
+    'reads (the journal one chunk per getMore) and writes, nothing else, inside',
+  );
+  const writes = sent.filter((entry) => WRITES.has(entry.name));
+  assert.ok(
+    writes.length > 0 && writes.every((entry) => transaction.includes(entry)),
+    'every write is inside',
+  );
+  assert.deepEqual(transaction.at(-1)?.writeConcern, { w: 'majority', wtimeout: 90_000 });
+});
+
 test('after the commit: every read is majority-committed on the primary and waits for the commit (afterClusterTime)', async () => {
   const loaded = await backend.load(demoData());
   peer.clearLog();

@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe } from 'node:test';
 import { openStore } from '../../src/store/index.js';
 import type { Store, StoreTarget } from '../../src/store/types.js';
-import { assertNoFile, lastRecord } from '../helpers/assertions.js';
-import { allBackends, testOn } from '../helpers/backends.js';
+import { assertNoFile, lastRecord, readHistoryFile } from '../helpers/assertions.js';
+import { allBackends, journalOf, testOn } from '../helpers/backends.js';
 import { runCli, tempDir } from '../helpers/cli.js';
 import { demoData, IDS } from '../helpers/data.js';
 
@@ -60,6 +60,81 @@ for (const backend of await allBackends('execute')) {
       const users = (await loaded.dump()).users ?? [];
       assert.equal(users.find((u) => String(u._id) === IDS.acme_west)?.markedDelete, true, 'it did commit');
       assert.doesNotMatch(result.stderr, /rolled back|nothing was committed/);
+    });
+
+    for (const mode of ['--json', 'text']) {
+      it(`committed, then its ${mode === 'text' ? 'report' : 'JSON output'} fails: COMPLETED, exit 4, the completed record and no failed one`, async () => {
+        const loaded = await backend.load(demoData());
+        const history = join(dir.path, `output-fails-${mode}.json`);
+        let thrown = false;
+        const result = await runCli(
+          [
+            ...(mode === '--json' ? ['--json'] : []),
+            '--sources',
+            'acme_west',
+            '--destination',
+            'acme_corporate',
+            ...loaded.args,
+            '--output-file',
+            history,
+          ],
+          {
+            // The terminal goes away as the outcome is printed (a closed pipe, a dropped ssh session).
+            stdout: (text) => {
+              if (!thrown && /completed/i.test(text)) {
+                thrown = true;
+                throw new Error('EPIPE: broken pipe, write');
+              }
+            },
+          },
+        );
+        assert.ok(thrown, 'the output failed');
+        assert.equal(result.code, 4, result.stderr);
+        assert.match(
+          result.stderr,
+          /Error: The migration [0-9a-f-]{36} COMPLETED, but what follows the commit failed \(EPIPE: broken pipe, write\); run .*verify [0-9a-f-]{36}/,
+        );
+        assert.doesNotMatch(result.stderr, /nothing was committed|rolled back/);
+        const records = readHistoryFile(history);
+        assert.deepEqual(
+          records.map((record) => record.status),
+          ['completed'],
+          'the completed record, and no failed one',
+        );
+        const head = (await journalOf(loaded.target)).find((entry) => entry.type === 'migration');
+        assert.equal(head?._id, records[0]?.id, 'it did commit');
+      });
+    }
+
+    it('execute holds the history lock while its transaction runs', async () => {
+      const loaded = await backend.load(demoData());
+      const history = join(dir.path, 'held-lock.json');
+      const seen: boolean[] = [];
+      const watching = async (target: StoreTarget): Promise<Store> => {
+        const store = await openStore(target);
+        const wrapped: Store = Object.create(store);
+        wrapped.transaction = (work, options) =>
+          store.transaction((tx) => {
+            seen.push(existsSync(`${history}.lock`));
+            return work(tx);
+          }, options);
+        return wrapped;
+      };
+      const result = await runCli(
+        [
+          '--sources',
+          'acme_west',
+          '--destination',
+          'acme_corporate',
+          ...loaded.args,
+          '--output-file',
+          history,
+        ],
+        { openStore: watching },
+      );
+      assert.equal(result.code, 0, result.stderr);
+      assert.ok(seen.length > 0 && seen.every(Boolean), 'the lock file exists inside the transaction');
+      assertNoFile(`${history}.lock`);
     });
 
     it('a migration holding the history lock keeps a second one out, which changes and records nothing', async () => {

@@ -2,10 +2,11 @@ import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { serializeSnapshot } from '../../src/store/snapshot.js';
+import { type Document, ObjectId } from 'mongodb';
+import { parseSnapshot, serializeSnapshot } from '../../src/store/snapshot.js';
 import { lastRecord } from '../helpers/assertions.js';
 import { runCli, tempDir } from '../helpers/cli.js';
-import { demoData, IDS } from '../helpers/data.js';
+import { type Collections, demoData, IDS, oid } from '../helpers/data.js';
 
 const dir = tempDir();
 after(() => dir.remove());
@@ -70,4 +71,113 @@ test('without --skip-invoices there is nothing to skip', async () => {
   assert.match(verified.stdout, /PASS {2}nothing left behind: no mapped field references a source/);
   assert.doesNotMatch(verified.stdout, /SKIP/);
   assert.match(verified.stdout, /All checks passed\.\n$/);
+});
+
+/** acme_west and acme_east merged into acme_corporate on a snapshot, and a way to edit the data behind it. */
+async function migratedSnapshot(name: string) {
+  const snapshot = join(dir.path, `${name}.json`);
+  writeFileSync(snapshot, serializeSnapshot(demoData()));
+  const history = join(dir.path, `${name}.history.json`);
+  const place = ['--snapshot', snapshot, '--output-file', history];
+  const migrated = await runCli([
+    '--sources',
+    'acme_west,acme_east',
+    '--destination',
+    'acme_corporate',
+    ...place,
+  ]);
+  assert.equal(migrated.code, 0, migrated.stderr);
+  const id = lastRecord(history).id;
+  const passing = await runCli(['verify', id, ...place]);
+  assert.equal(passing.code, 0, passing.stdout);
+  return {
+    id,
+    place,
+    /** Changes the data behind the tool's back, as an application or an operator would. */
+    edit(change: (collections: Collections) => void) {
+      const collections = parseSnapshot(readFileSync(snapshot, 'utf8'), snapshot);
+      change(collections);
+      writeFileSync(snapshot, serializeSnapshot(collections));
+    },
+  };
+}
+
+const byHex = (documents: Document[] | undefined, hex: string): Document => {
+  const found = (documents ?? []).find((document) => String(document._id) === hex);
+  assert.ok(found, `no document ${hex}`);
+  return found;
+};
+
+/** verify fails (exit 6) on exactly the named checks. */
+async function failsOn(args: string[], failing: RegExp[]): Promise<void> {
+  const result = await runCli(['verify', ...args]);
+  assert.equal(result.code, 6, result.stdout + result.stderr);
+  const lines = result.stdout.split('\n').filter((line) => line.startsWith('  FAIL  '));
+  assert.equal(lines.length, failing.length, lines.join('\n'));
+  for (const [index, pattern] of failing.entries()) assert.match(lines[index] ?? '', pattern);
+  assert.match(result.stdout, new RegExp(`${failing.length} check\\(s\\) FAILED\\.\\n$`));
+}
+
+test('a source with active: false but no markedDelete: true is not deactivated: verify fails on it', async () => {
+  const { id, place, edit } = await migratedSnapshot('half-deactivated');
+  edit((collections) => {
+    byHex(collections.get('users'), IDS.acme_west).markedDelete = false;
+  });
+  await failsOn(
+    [id, ...place],
+    [/^ {2}FAIL {2}sources: acme_west: not deactivated \(active: false, markedDelete: true\)$/],
+  );
+});
+
+test('a soft-deleted document added under the destination changes its soft-deleted count: verify fails on it', async () => {
+  const { id, place, edit } = await migratedSnapshot('soft-deleted');
+  edit((collections) => {
+    collections
+      .get('jobs')
+      ?.push({ _id: new ObjectId(), byPuid: oid(IDS.acme_corporate), markedDelete: true });
+  });
+  await failsOn(
+    [id, ...place],
+    [/^ {2}FAIL {2}jobs\.byPuid under the destination: (\d+) live \+ 1 soft-deleted; expected \1 \+ 0 /],
+  );
+});
+
+test("a source's id left as a hex string: verify fails on nothing left behind", async () => {
+  const { id, place, edit } = await migratedSnapshot('hex-leftover');
+  edit((collections) => {
+    collections.get('jobs')?.push({ _id: new ObjectId(), byPuid: IDS.acme_west, markedDelete: false });
+  });
+  await failsOn(
+    [id, ...place],
+    [/^ {2}FAIL {2}nothing left behind: still referencing a source or merged account: jobs\.byPuid: 1 /],
+  );
+});
+
+test('a moved document moved again since (to another customer): verify fails on the moved documents', async () => {
+  const { id, place, edit } = await migratedSnapshot('moved-again');
+  const moved = (demoData().get('jobs') ?? []).find((job) => String(job.byPuid) === IDS.acme_west);
+  assert.ok(moved);
+  edit((collections) => {
+    const job = byHex(collections.get('jobs'), String(moved._id));
+    assert.equal(String(job.byPuid), IDS.acme_corporate, 'the migration moved it');
+    job.byPuid = oid(IDS.valley_sprayers);
+  });
+  const result = await runCli(['verify', id, ...place]);
+  assert.equal(result.code, 6, result.stdout);
+  assert.match(
+    result.stdout,
+    new RegExp(`\\n {2}FAIL {2}moved documents: 1 of \\d+ no longer do: jobs ${String(moved._id)} \\(`),
+  );
+});
+
+test("a rolled-back migration still recorded on the destination: verify fails on the destination's mark", async () => {
+  const { id, place, edit } = await migratedSnapshot('marked-again');
+  const rolledBack = await runCli(['rollback', id, ...place]);
+  assert.equal(rolledBack.code, 0, rolledBack.stdout + rolledBack.stderr);
+  const passing = await runCli(['verify', id, ...place]);
+  assert.equal(passing.code, 0, passing.stdout);
+  edit((collections) => {
+    byHex(collections.get('users'), IDS.acme_corporate).migrationsReceived = [id];
+  });
+  await failsOn([id, ...place], [/^ {2}FAIL {2}destination: still records the migration$/]);
 });

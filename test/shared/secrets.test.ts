@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { redactText, redactUri, secretsOf } from '../../src/shared/secrets.js';
+import { redactText, redactUri, redactValue, secretsOf } from '../../src/shared/secrets.js';
 import { serializeSnapshot } from '../../src/store/snapshot.js';
 import { assertNoFile } from '../helpers/assertions.js';
 import { wirePeerBackend } from '../helpers/backends.js';
@@ -26,6 +26,36 @@ test('a URI is shown with its password masked', () => {
     redactText('auth s3cr@t failed', secretsOf('mongodb://ops:s3cr%40t@db1/x')),
     'auth **** failed',
   );
+});
+
+test('masking edge cases: an empty user, a one-letter or digit-ended user without a scheme, a secret with regex characters, twice', () => {
+  assert.equal(redactText('failed: mongodb://:S3cret@h/db'), 'failed: mongodb://:****@h/db');
+  assert.equal(redactText('u:pw@h'), 'u:****@h');
+  assert.equal(redactText('login admin2:S3cret@db1 refused'), 'login admin2:****@db1 refused');
+  assert.equal(redactText('bad pa$$w0rd.x given', ['pa$$w0rd.x']), 'bad **** given');
+  assert.equal(
+    redactText('paXXw0rdXx given', ['pa$$w0rd.x']),
+    'paXXw0rdXx given',
+    'regex characters are literal',
+  );
+  assert.equal(redactText('S3cretpw, then S3cretpw again', ['S3cretpw']), '****, then **** again');
+  assert.equal(redactText('the west region', ['west']), 'the west region', 'a short secret as a bare word');
+  assert.equal(redactText('Stryker was here'), 'Stryker was here', 'no secrets given, no words masked');
+  assert.deepEqual(redactValue({ a: { b: ['mongodb://u:pw@h'] }, n: 1 }, []), {
+    a: { b: ['mongodb://u:****@h'] },
+    n: 1,
+  });
+});
+
+test("a URI's password for the bare-word masking: none without an @, a colon, or a password", () => {
+  assert.deepEqual(secretsOf('mongodb://host/db'), []);
+  assert.deepEqual(secretsOf('mongodb://host:27017/db'), [], 'a port is no password');
+  assert.deepEqual(secretsOf('mongodb://ops@host/db'), []);
+  assert.deepEqual(secretsOf('mongodb://ops:@host/db'), []);
+  assert.deepEqual(secretsOf('mongodb://:S3cret@host/db'), ['S3cret']);
+  assert.deepEqual(secretsOf('mongodb://ops:S3c%40ret@host/db'), ['S3c%40ret', 'S3c@ret']);
+  assert.deepEqual(secretsOf('ops:S3cret@host'), ['S3cret']);
+  assert.deepEqual(secretsOf(undefined), []);
 });
 
 test('an unreachable server fails within seconds, names the host, and never shows the password', () => {
