@@ -320,6 +320,28 @@ export function rawUpdate(update: Document | Document[]): RawUpdate | undefined 
 }
 
 /**
+ * The bytes (type and value) of these top-level fields, in the order given, as one string: documents with equal
+ * keys hold equal values there, so whatever is computed from those fields alone is computed once per key.
+ * Undefined when the bytes cannot be walked or name a field twice.
+ */
+export function rawFieldsKey(bytes: Buffer, names: Buffer[]): string | undefined {
+  const found: (string | undefined)[] = names.map(() => undefined);
+  let twice = false;
+  const walked = walk(bytes, (keyStart, keyEnd, type, start, end) => {
+    const length = keyEnd - keyStart;
+    for (let i = 0; i < names.length; i += 1) {
+      const name = names[i] as Buffer;
+      if (name.length !== length || bytes.compare(name, 0, length, keyStart, keyEnd) !== 0) continue;
+      if (found[i] !== undefined) twice = true;
+      found[i] = `${type}:${end - start}:${bytes.toString('latin1', start, end)}`;
+    }
+    return !twice;
+  });
+  if (!walked || twice) return undefined;
+  return found.map((piece) => piece ?? '-').join('|');
+}
+
+/**
  * A document of only these top-level fields (in the document's order), decoded from their bytes alone: what a
  * projection keeps, without decoding the rest. Undefined when the bytes cannot be walked.
  */

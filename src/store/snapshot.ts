@@ -295,12 +295,14 @@ export class SnapshotReads {
     const [first, ...rest] = pipeline;
     const leading = !collation && first && Object.keys(first).length === 1 && first.$match;
     const stages = leading ? rest : pipeline;
-    const source = this.matchedBatches(collection, leading ? first.$match : {}, groupedFields(stages));
+    const filter = leading ? first.$match : {};
+    const fields = groupedFields(stages);
     const [group] = stages;
     if (stages.length === 1 && group && isAdditiveGroup(group)) {
-      yield* this.copies(await this.groupInBatches(source, group));
+      yield* this.copies(await this.additiveGroup(collection, filter, fields, group));
       return;
     }
+    const source = this.matchedBatches(collection, filter, fields);
     const documents: Document[] = [];
     for await (const batch of source) documents.push(...batch);
     yield* this.copies(
@@ -312,18 +314,18 @@ export class SnapshotReads {
    * A $group whose accumulators all add up ($sum) gives the same groups run on batches and merged by adding:
    * the scan's and verify's counts per value, over every moved document, without blocking the event loop.
    */
-  private async groupInBatches(source: AsyncIterable<Document[]>, group: Document): Promise<Document[]> {
-    const merged = new Map<string, Document>();
-    for await (const batch of source) {
-      for (const partial of aggregate(batch, [group])) {
-        const key = idKey(partial._id);
-        const total = merged.get(key);
-        if (!total) merged.set(key, partial);
-        else for (const field of Object.keys(partial)) if (field !== '_id') total[field] += partial[field];
-      }
+  protected async additiveGroup(
+    collection: string,
+    filter: Document,
+    fields: Set<string> | undefined,
+    group: Document,
+  ): Promise<Document[]> {
+    const merged = new GroupSums();
+    for await (const batch of this.matchedBatches(collection, filter, fields)) {
+      for (const partial of aggregate(batch, [group])) merged.add(partial);
       if (this.pacer.due) await this.pacer.turn();
     }
-    return [...merged.values()];
+    return merged.groups();
   }
 
   async listCollections(): Promise<string[]> {
@@ -403,6 +405,22 @@ export class SnapshotReads {
       yield copyOf(document);
       if (this.pacer.due) await this.pacer.turn();
     }
+  }
+}
+
+/** Partial results of an additive $group (batches of documents, or alike ones), merged by adding their sums. */
+export class GroupSums {
+  private readonly merged = new Map<string, Document>();
+
+  add(partial: Document): void {
+    const key = idKey(partial._id);
+    const total = this.merged.get(key);
+    if (!total) this.merged.set(key, partial);
+    else for (const field of Object.keys(partial)) if (field !== '_id') total[field] += partial[field];
+  }
+
+  groups(): Document[] {
+    return [...this.merged.values()];
   }
 }
 
