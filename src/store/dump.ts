@@ -245,9 +245,54 @@ function projected(state: State, fields: Set<string>): Document {
   ]);
 }
 
-/** A transaction's writes to one streamed collection, in order: applied to each document as it is read. */
+/**
+ * Offsets of documents in a file, ascending (a pass reads them in that order): 8 bytes a document, in one
+ * growing array, not an object each.
+ */
+class Offsets {
+  private values = new Float64Array(1024);
+  length = 0;
+
+  push(offset: number): void {
+    if (this.length === this.values.length) {
+      const grown = new Float64Array(this.values.length * 2);
+      grown.set(this.values);
+      this.values = grown;
+    }
+    this.values[this.length] = offset;
+    this.length += 1;
+  }
+
+  has(offset: number): boolean {
+    let low = 0;
+    let high = this.length - 1;
+    while (low <= high) {
+      const middle = (low + high) >>> 1;
+      const value = this.values[middle] as number;
+      if (value === offset) return true;
+      if (value < offset) low = middle + 1;
+      else high = middle - 1;
+    }
+    return false;
+  }
+
+  toArray(): number[] {
+    return Array.from(this.values.subarray(0, this.length));
+  }
+}
+
+const filterKey = (filter: Document): string => BSON.EJSON.stringify(filter, { relaxed: false });
+
+/** Offsets a read records for a later write of the same filter, at most: past it, the write makes its own pass. */
+const RECORDED_OFFSETS = 4 * 1024 * 1024;
+
+/**
+ * A transaction's writes to one streamed collection, in order: applied to each document as it is read. A write
+ * keeps the offsets of the file's documents it matched: on every later pass the writes before it leave those
+ * documents as they were then, so it matches the same ones, and the others need no test.
+ */
 type Write =
-  | { filter: Filter; raw?: RawUpdate; change: (document: Document) => Changed }
+  | { filter: Filter; raw?: RawUpdate; change: (document: Document) => Changed; matched?: Offsets }
   | { inserted: Buffer[] };
 type Writes = Map<string, Write[]>;
 
@@ -263,6 +308,8 @@ interface State {
   /** A write matched it: the commit writes it anew. */
   touched: boolean;
   id?: string;
+  /** Inserted by this transaction, not read from the file. */
+  inserted?: boolean;
 }
 
 function documentOf(state: State): Document {
@@ -329,8 +376,10 @@ function updated(document: Document, update: Update): Changed {
 function applyWrites(writes: Write[], from: number, state: State): State {
   for (let i = from; i < writes.length; i += 1) {
     const write = writes[i] as Write;
-    if ('inserted' in write || !matches(state, write.filter)) continue;
-    change(state, write);
+    if ('inserted' in write) continue;
+    const hit =
+      write.matched && !state.inserted ? write.matched.has(state.offset) : matches(state, write.filter);
+    if (hit) change(state, write);
   }
   return state;
 }
@@ -433,6 +482,7 @@ class Streams {
           file: `${collection} (inserted)`,
           offset: 0,
           touched: true,
+          inserted: true,
         };
         yield applyWrites(writes, index + 1, state);
       }
@@ -463,14 +513,64 @@ class Streams {
       const offset = index.get(idKey(id));
       if (offset !== undefined) offsets.add(offset);
     }
-    const writes = this.writes.get(collection) ?? [];
-    for await (const raw of readBsonAt(
+    yield* this.fileStatesAt(
+      collection,
       file,
       [...offsets].sort((a, b) => a - b),
-    )) {
+    );
+  }
+
+  /** The file's documents at these offsets (ascending), as this transaction sees them. */
+  private async *fileStatesAt(collection: string, file: string, offsets: number[]): AsyncIterable<State> {
+    const writes = this.writes.get(collection) ?? [];
+    for await (const raw of readBsonAt(file, offsets)) {
       yield applyWrites(writes, 0, { bytes: raw.bytes, file, offset: raw.offset, touched: false });
       if (this.pacer.due) await this.pacer.turn();
     }
+  }
+
+  /**
+   * The file documents the last complete read of a filter matched (journaling a step reads what its update then
+   * changes), while no write came after it: a write of the same filter tests only those, not the whole file.
+   */
+  private recent?: { collection: string; key: string; writes: number; offsets: Offsets };
+
+  /** Where a read of `filter` records the file documents it matches; undefined when the read is cheap anyway. */
+  private recorder(collection: string, filter: Document): Offsets | undefined {
+    const file = this.layout.files.get(collection);
+    if (!file || isGzip(file) || idLookup(filter)) return undefined;
+    return new Offsets();
+  }
+
+  /** Kept when no write came while the read went on (a later write would have changed what it read). */
+  private recorded(collection: string, filter: Document, offsets: Offsets | undefined, writes: number): void {
+    if (!offsets || this.writeCount(collection) !== writes) return;
+    this.recent = { collection, key: filterKey(filter), writes, offsets };
+  }
+
+  private writeCount(collection: string): number {
+    return this.writes.get(collection)?.length ?? 0;
+  }
+
+  /** The candidates of a write: the documents a read of the same filter found, when nothing changed since. */
+  private writeCandidates(collection: string, filter: Document): AsyncIterable<State> {
+    const recent = this.recent;
+    const file = this.layout.files.get(collection);
+    if (
+      !recent ||
+      !file ||
+      recent.collection !== collection ||
+      recent.writes !== this.writeCount(collection) ||
+      recent.key !== filterKey(filter)
+    ) {
+      return this.candidates(collection, filter);
+    }
+    log('a write of the filter just read: %d documents of %s', recent.offsets.length, file);
+    const states = this;
+    return (async function* () {
+      yield* states.fileStatesAt(collection, file, recent.offsets.toArray());
+      yield* states.insertedStates(collection);
+    })();
   }
 
   /** Offsets of a file's documents by _id (ObjectId and string ids), built on first use: a server's _id index. */
@@ -499,15 +599,22 @@ class Streams {
   ): AsyncIterable<Document[]> {
     const compiled = filterOf(filter);
     const fresh = (): Document[] => (fields ? Object.assign([], { [PROJECTED]: true }) : []);
+    const writes = this.writeCount(collection);
+    let recording = this.recorder(collection, filter);
     let batch = fresh();
     for await (const state of this.candidates(collection, filter)) {
       if (!matches(state, compiled)) continue;
       batch.push(fields ? projected(state, fields) : documentOf(state));
+      if (recording && !state.inserted) {
+        recording.push(state.offset);
+        if (recording.length > RECORDED_OFFSETS) recording = undefined;
+      }
       if (batch.length >= BATCH) {
         yield batch;
         batch = fresh();
       }
     }
+    this.recorded(collection, filter, recording, writes);
     if (batch.length > 0) yield batch;
   }
 
@@ -549,8 +656,18 @@ class Streams {
 
   async count(collection: string, filter: Document): Promise<number> {
     const compiled = filterOf(filter);
+    const writes = this.writeCount(collection);
+    let recording = this.recorder(collection, filter);
     let total = 0;
-    for await (const state of this.candidates(collection, filter)) if (matches(state, compiled)) total += 1;
+    for await (const state of this.candidates(collection, filter)) {
+      if (!matches(state, compiled)) continue;
+      total += 1;
+      if (recording && !state.inserted) {
+        recording.push(state.offset);
+        if (recording.length > RECORDED_OFFSETS) recording = undefined;
+      }
+    }
+    this.recorded(collection, filter, recording, writes);
     return total;
   }
 
@@ -560,15 +677,18 @@ class Streams {
     filter: Document,
     update: Omit<Extract<Write, { filter: Filter }>, 'filter'>,
   ): Promise<UpdateResult> {
+    const offsets = new Offsets();
     const write = { filter: filterOf(filter), ...update };
     let matched = 0;
     let modified = 0;
-    for await (const state of this.candidates(collection, filter)) {
+    for await (const state of this.writeCandidates(collection, filter)) {
       if (!matches(state, write.filter)) continue;
       matched += 1;
+      if (!state.inserted) offsets.push(state.offset);
       if (change(state, write)) modified += 1;
     }
-    this.pending(collection).push(write);
+    this.pending(collection).push({ ...write, matched: offsets });
+    this.recent = undefined;
     return { matched, modified };
   }
 
