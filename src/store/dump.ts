@@ -25,7 +25,14 @@ import {
   rawTest,
   rawUpdate,
 } from './bson-raw.js';
-import { decodeDocument, isGzip, readBsonAt, readBsonFile } from './bson-stream.js';
+import {
+  decodeDocument,
+  isGzip,
+  type RawDocument,
+  readBsonAt,
+  readBsonBatches,
+  readBsonFile,
+} from './bson-stream.js';
 import {
   assertUniqueIds,
   BATCH,
@@ -448,32 +455,42 @@ class Streams {
   private readonly insertedIds = new Map<string, Set<string>>();
 
   /** Every document of the collection as this transaction sees it: the file's, then those it inserted. */
-  async *states(collection: string): AsyncIterable<State> {
+  async *states(collection: string): AsyncIterable<State[]> {
     yield* this.fileStates(collection);
-    yield* this.insertedStates(collection);
+    yield this.insertedStates(collection);
   }
 
-  private async *fileStates(collection: string): AsyncIterable<State> {
+  /** A pass over the file, a read chunk's documents at a time. */
+  private async *fileStates(collection: string): AsyncIterable<State[]> {
     const file = this.layout.files.get(collection);
     const writes = this.writes.get(collection) ?? [];
-    if (file) {
-      log('a pass over %s', file);
-      const progress = await PassProgress.of(file, this.progress, this.counted);
-      let read = 0;
-      for await (const raw of readBsonFile(file)) {
-        yield applyWrites(writes, 0, { bytes: raw.bytes, file, offset: raw.offset, touched: false });
-        read += 1;
-        if (this.pacer.due) {
-          progress?.tick(read, raw.offset);
-          await this.pacer.turn();
-        }
+    if (!file) return;
+    log('a pass over %s', file);
+    const progress = await PassProgress.of(file, this.progress, this.counted);
+    let read = 0;
+    for await (const raws of readBsonBatches(file)) {
+      yield this.statesOf(writes, file, raws);
+      read += raws.length;
+      if (this.pacer.due) {
+        progress?.tick(read, (raws.at(-1) as RawDocument).offset);
+        await this.pacer.turn();
       }
-      this.counted.set(file, read);
     }
+    this.counted.set(file, read);
   }
 
-  private *insertedStates(collection: string): Iterable<State> {
+  private statesOf(writes: Write[], file: string, raws: RawDocument[]): State[] {
+    const states: State[] = new Array(raws.length);
+    for (let i = 0; i < raws.length; i += 1) {
+      const { bytes, offset } = raws[i] as RawDocument;
+      states[i] = applyWrites(writes, 0, { bytes, file, offset, touched: false });
+    }
+    return states;
+  }
+
+  private insertedStates(collection: string): State[] {
     const writes = this.writes.get(collection) ?? [];
+    const states: State[] = [];
     for (const [index, write] of writes.entries()) {
       if (!('inserted' in write)) continue;
       for (const bytes of write.inserted) {
@@ -484,9 +501,10 @@ class Streams {
           touched: true,
           inserted: true,
         };
-        yield applyWrites(writes, index + 1, state);
+        states.push(applyWrites(writes, index + 1, state));
       }
     }
+    return states;
   }
 
   /**
@@ -494,13 +512,13 @@ class Streams {
    * chunk's 1,000 ids at a time), read where the _id index puts them, in natural order, instead of a pass over the
    * whole file per chunk; every document otherwise. A `.gz` file cannot be read at an offset: a pass.
    */
-  private async *candidates(collection: string, filter: Document): AsyncIterable<State> {
+  private async *candidates(collection: string, filter: Document): AsyncIterable<State[]> {
     yield* this.fileCandidates(collection, filter);
-    yield* this.insertedStates(collection);
+    yield this.insertedStates(collection);
   }
 
   /** The candidates among the file's documents (not those this transaction inserted). */
-  private async *fileCandidates(collection: string, filter: Document): AsyncIterable<State> {
+  private async *fileCandidates(collection: string, filter: Document): AsyncIterable<State[]> {
     const file = this.layout.files.get(collection);
     const byId = idLookup(filter);
     if (!byId || !file || isGzip(file)) {
@@ -521,10 +539,10 @@ class Streams {
   }
 
   /** The file's documents at these offsets (ascending), as this transaction sees them. */
-  private async *fileStatesAt(collection: string, file: string, offsets: number[]): AsyncIterable<State> {
+  private async *fileStatesAt(collection: string, file: string, offsets: number[]): AsyncIterable<State[]> {
     const writes = this.writes.get(collection) ?? [];
-    for await (const raw of readBsonAt(file, offsets)) {
-      yield applyWrites(writes, 0, { bytes: raw.bytes, file, offset: raw.offset, touched: false });
+    for await (const raws of readBsonAt(file, offsets)) {
+      yield this.statesOf(writes, file, raws);
       if (this.pacer.due) await this.pacer.turn();
     }
   }
@@ -553,7 +571,7 @@ class Streams {
   }
 
   /** The candidates of a write: the documents a read of the same filter found, when nothing changed since. */
-  private writeCandidates(collection: string, filter: Document): AsyncIterable<State> {
+  private async *writeCandidates(collection: string, filter: Document): AsyncIterable<State[]> {
     const recent = this.recent;
     const file = this.layout.files.get(collection);
     if (
@@ -563,14 +581,12 @@ class Streams {
       recent.writes !== this.writeCount(collection) ||
       recent.key !== filterKey(filter)
     ) {
-      return this.candidates(collection, filter);
+      yield* this.candidates(collection, filter);
+      return;
     }
     log('a write of the filter just read: %d documents of %s', recent.offsets.length, file);
-    const states = this;
-    return (async function* () {
-      yield* states.fileStatesAt(collection, file, recent.offsets.toArray());
-      yield* states.insertedStates(collection);
-    })();
+    yield* this.fileStatesAt(collection, file, recent.offsets.toArray());
+    yield this.insertedStates(collection);
   }
 
   /** Offsets of a file's documents by _id (ObjectId and string ids), built on first use: a server's _id index. */
@@ -579,9 +595,11 @@ class Streams {
     if (built) return built;
     log('indexing the _ids of %s', file);
     const index = new Map<string, number>();
-    for await (const raw of readBsonFile(file)) {
-      const key = rawIdKey(raw.bytes);
-      if (key !== undefined) index.set(key, raw.offset);
+    for await (const raws of readBsonBatches(file)) {
+      for (const raw of raws) {
+        const key = rawIdKey(raw.bytes);
+        if (key !== undefined) index.set(key, raw.offset);
+      }
       if (this.pacer.due) await this.pacer.turn();
     }
     this.idIndexes.set(file, index);
@@ -602,12 +620,14 @@ class Streams {
     const writes = this.writeCount(collection);
     let recording = this.recorder(collection, filter);
     let batch = fresh();
-    for await (const state of this.candidates(collection, filter)) {
-      if (!matches(state, compiled)) continue;
-      batch.push(fields ? projected(state, fields) : documentOf(state));
-      if (recording && !state.inserted) {
-        recording.push(state.offset);
-        if (recording.length > RECORDED_OFFSETS) recording = undefined;
+    for await (const states of this.candidates(collection, filter)) {
+      for (const state of states) {
+        if (!matches(state, compiled)) continue;
+        batch.push(fields ? projected(state, fields) : documentOf(state));
+        if (recording && !state.inserted) {
+          recording.push(state.offset);
+          if (recording.length > RECORDED_OFFSETS) recording = undefined;
+        }
       }
       if (batch.length >= BATCH) {
         yield batch;
@@ -632,14 +652,16 @@ class Streams {
     const compiled = filterOf(filter);
     const names = [...fields].map((field) => Buffer.from(field, 'utf8'));
     const alike = new Map<string, { count: number; document: Document }>();
-    for await (const state of this.candidates(collection, filter)) {
-      if (!matches(state, compiled)) continue;
-      const raw = state.bytes && !state.document ? rawFieldsKey(state.bytes, names) : undefined;
-      const document = raw === undefined ? projected(state, fields) : undefined;
-      const key = raw === undefined ? `d${BSON.EJSON.stringify(document, { relaxed: false })}` : `r${raw}`;
-      const entry = alike.get(key);
-      if (entry) entry.count += 1;
-      else alike.set(key, { count: 1, document: document ?? projected(state, fields) });
+    for await (const states of this.candidates(collection, filter)) {
+      for (const state of states) {
+        if (!matches(state, compiled)) continue;
+        const raw = state.bytes && !state.document ? rawFieldsKey(state.bytes, names) : undefined;
+        const document = raw === undefined ? projected(state, fields) : undefined;
+        const key = raw === undefined ? `d${BSON.EJSON.stringify(document, { relaxed: false })}` : `r${raw}`;
+        const entry = alike.get(key);
+        if (entry) entry.count += 1;
+        else alike.set(key, { count: 1, document: document ?? projected(state, fields) });
+      }
     }
     const sums = new GroupSums();
     for (const { count, document } of alike.values()) {
@@ -659,12 +681,14 @@ class Streams {
     const writes = this.writeCount(collection);
     let recording = this.recorder(collection, filter);
     let total = 0;
-    for await (const state of this.candidates(collection, filter)) {
-      if (!matches(state, compiled)) continue;
-      total += 1;
-      if (recording && !state.inserted) {
-        recording.push(state.offset);
-        if (recording.length > RECORDED_OFFSETS) recording = undefined;
+    for await (const states of this.candidates(collection, filter)) {
+      for (const state of states) {
+        if (!matches(state, compiled)) continue;
+        total += 1;
+        if (recording && !state.inserted) {
+          recording.push(state.offset);
+          if (recording.length > RECORDED_OFFSETS) recording = undefined;
+        }
       }
     }
     this.recorded(collection, filter, recording, writes);
@@ -681,11 +705,13 @@ class Streams {
     const write = { filter: filterOf(filter), ...update };
     let matched = 0;
     let modified = 0;
-    for await (const state of this.writeCandidates(collection, filter)) {
-      if (!matches(state, write.filter)) continue;
-      matched += 1;
-      if (!state.inserted) offsets.push(state.offset);
-      if (change(state, write)) modified += 1;
+    for await (const states of this.writeCandidates(collection, filter)) {
+      for (const state of states) {
+        if (!matches(state, write.filter)) continue;
+        matched += 1;
+        if (!state.inserted) offsets.push(state.offset);
+        if (change(state, write)) modified += 1;
+      }
     }
     this.pending(collection).push({ ...write, matched: offsets });
     this.recent = undefined;
@@ -699,8 +725,8 @@ class Streams {
     if (found !== undefined) return found;
     const filter = { _id: { $in: ids } };
     const compiled = filterOf(filter);
-    for await (const state of this.fileCandidates(collection, filter)) {
-      if (matches(state, compiled)) return idKey(documentOf(state)._id);
+    for await (const states of this.fileCandidates(collection, filter)) {
+      for (const state of states) if (matches(state, compiled)) return idKey(documentOf(state)._id);
     }
     return undefined;
   }
@@ -719,8 +745,11 @@ class Streams {
 
   /** The collection's new file: documents no write touched keep their bytes, changed ones in place where they could. */
   async *rewritten(collection: string): AsyncIterable<Uint8Array> {
-    for await (const state of this.states(collection)) {
-      yield state.bytes ?? BSON.serialize(state.document as Document);
+    for await (const states of this.states(collection)) {
+      // A read chunk's documents in one piece: the writer's loop is not a promise per document.
+      if (states.length > 0) {
+        yield Buffer.concat(states.map((state) => state.bytes ?? BSON.serialize(state.document as Document)));
+      }
     }
   }
 
