@@ -255,10 +255,21 @@ function unwrap(value: unknown): unknown {
     : undefined;
 }
 
+/** A value's bytes as they stand in a BSON element of its type: an ObjectId's 12, a string's UTF-8 and its zero. */
+function valueBytes(value: BSON.ObjectId | string): { type: number; bytes: Buffer } {
+  return value instanceof BSON.ObjectId
+    ? { type: OBJECT_ID, bytes: Buffer.from(value.id) }
+    : { type: STRING, bytes: Buffer.from(`${value}\0`, 'utf8') };
+}
+
+/** One value an update replaces (any value, for a `$set`) and the bytes it puts in its place. */
+interface Replacing {
+  from?: { type: number; bytes: Buffer };
+  to: { type: number; bytes: Buffer };
+}
+
 /** `{ $set: { f: v } }`, or the plan's `[{ $set: { f: { $switch: ... from -> to ..., default: '$f' } } }]`. */
-function setShape(
-  update: Document | Document[],
-): { field: string; to: (from: string | undefined) => unknown } | undefined {
+function setShape(update: Document | Document[]): { field: string; moves: Replacing[] } | undefined {
   if (!Array.isArray(update)) {
     if (Object.keys(update).length !== 1 || !isPlainObject(update.$set)) return undefined;
     const entries = Object.entries(update.$set);
@@ -266,7 +277,7 @@ function setShape(
     if (entries.length !== 1 || !entry || entry[0].startsWith('$') || entry[0].includes('.'))
       return undefined;
     const value = literal(entry[1]);
-    return value === undefined ? undefined : { field: entry[0], to: () => value };
+    return value === undefined ? undefined : { field: entry[0], moves: [{ to: valueBytes(value) }] };
   }
   const [stage] = update;
   if (update.length !== 1 || !stage || Object.keys(stage).length !== 1 || !isPlainObject(stage.$set))
@@ -279,42 +290,52 @@ function setShape(
   const spec =
     isPlainObject(expression) && Object.keys(expression).length === 1 ? expression.$switch : undefined;
   if (!isPlainObject(spec) || spec.default !== path || !Array.isArray(spec.branches)) return undefined;
-  const moves = new Map<string, unknown>();
+  const moves: Replacing[] = [];
+  const seen = new Set<string>();
   for (const branch of spec.branches) {
     const test = isPlainObject(branch) && isPlainObject(branch.case) ? branch.case.$eq : undefined;
     if (!Array.isArray(test) || test.length !== 2 || test[0] !== path) return undefined;
-    const from = keyOf(unwrap(test[1]));
+    const fromValue = unwrap(test[1]);
+    const key = keyOf(fromValue);
     const to = literal(unwrap(branch.then));
-    if (from === undefined || to === undefined || moves.has(from)) return undefined;
-    moves.set(from, to);
+    if (key === undefined || to === undefined || seen.has(key)) return undefined;
+    seen.add(key);
+    // A boolean is never replaced in place (the update decodes the document): it needs no bytes here.
+    const from = literal(fromValue);
+    if (from !== undefined) moves.push({ from: valueBytes(from), to: valueBytes(to) });
   }
-  return { field, to: (from) => (from === undefined ? undefined : moves.get(from)) };
+  return { field, moves };
 }
 
 /**
  * An update applied to the bytes in place when it sets one top-level field to a value of the same type and
  * length as the one there (an ObjectId over an ObjectId: the plan's re-pointing and its rollback); undefined when
- * the update has another shape.
+ * the update has another shape. The bytes of every value involved are worked out once, not per document.
  */
 export function rawUpdate(update: Document | Document[]): RawUpdate | undefined {
   const shape = setShape(update);
   if (!shape) return undefined;
   const name = Buffer.from(shape.field, 'utf8');
+  const switches = Array.isArray(update);
   return (bytes) => {
     const element = rawElement(bytes, name);
     if (!element || (element.type !== OBJECT_ID && element.type !== STRING)) return undefined;
-    const current = elementKey(bytes, element);
-    const to = Array.isArray(update) ? shape.to(current) : shape.to(undefined);
-    // A $switch whose branches miss this value leaves it as it is.
-    if (to === undefined) return Array.isArray(update) ? false : undefined;
-    let replacement: Buffer;
-    if (to instanceof BSON.ObjectId && element.type === OBJECT_ID) replacement = Buffer.from(to.id);
-    else if (typeof to === 'string' && element.type === STRING) replacement = Buffer.from(`${to}\0`, 'utf8');
-    else return undefined;
     const start = element.type === STRING ? element.start + 4 : element.start;
-    if (replacement.length !== element.end - start) return undefined;
-    if (bytes.compare(replacement, 0, replacement.length, start, element.end) === 0) return false;
-    replacement.copy(bytes, start);
+    const length = element.end - start;
+    const move = switches
+      ? shape.moves.find(
+          ({ from }) =>
+            from?.type === element.type &&
+            from.bytes.length === length &&
+            bytes.compare(from.bytes, 0, length, start, element.end) === 0,
+        )
+      : shape.moves[0];
+    // A $switch whose branches miss this value leaves it as it is.
+    if (!move) return switches ? false : undefined;
+    const replacement = move.to;
+    if (replacement.type !== element.type || replacement.bytes.length !== length) return undefined;
+    if (bytes.compare(replacement.bytes, 0, length, start, element.end) === 0) return false;
+    replacement.bytes.copy(bytes, start);
     return true;
   };
 }

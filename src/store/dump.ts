@@ -244,6 +244,8 @@ interface Changed {
 /** The document's top-level `fields`, `_id` first then in its order, as mingo's inclusion projection gives them. */
 function projected(state: State, fields: Set<string>): Document {
   const fromBytes = state.bytes && !state.document ? decodeFields(state.bytes, fields) : undefined;
+  // Decoded from the bytes it holds only those fields, in the document's order: as they are when _id leads.
+  if (fromBytes && (!('_id' in fromBytes) || Object.keys(fromBytes)[0] === '_id')) return fromBytes;
   const source = fromBytes ?? documentOf(state);
   const entries = Object.entries(source).filter(([field]) => fields.has(field) && field !== '_id');
   return Object.fromEntries([
@@ -862,6 +864,10 @@ export class DumpReadOnlyStore extends SnapshotReads implements ReadOnlyStore {
       : super.count(collection, filter);
   }
 
+  protected override decodesEachRead(collection: string): boolean {
+    return this.streams.streams(collection);
+  }
+
   protected override additiveGroup(
     collection: string,
     filter: Document,
@@ -929,6 +935,10 @@ class DumpTransaction extends SnapshotWorkingCopy {
     return this.streams.streams(collection)
       ? this.streams.count(collection, filter)
       : super.count(collection, filter);
+  }
+
+  protected override decodesEachRead(collection: string): boolean {
+    return this.streams.streams(collection);
   }
 
   protected override additiveGroup(

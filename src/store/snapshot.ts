@@ -258,7 +258,10 @@ export class SnapshotReads {
       for await (const batch of this.matchedBatches(collection, filter, projectedFields(projection))) {
         const taken = batch.length > left ? batch.slice(0, left) : batch;
         left -= taken.length;
-        yield* this.copies(projection && !isProjected(batch) ? find(taken, {}, projection).all() : taken);
+        yield* this.copies(
+          projection && !isProjected(batch) ? find(taken, {}, projection).all() : taken,
+          this.decodesEachRead(collection),
+        );
         if (left <= 0) return;
       }
       return;
@@ -275,7 +278,10 @@ export class SnapshotReads {
     if (limit !== undefined) matched = matched.slice(0, limit);
     for (let start = 0; start < matched.length; start += BATCH) {
       const batch = matched.slice(start, start + BATCH);
-      yield* this.copies(projection && !early ? find(batch, {}, projection).all() : batch);
+      yield* this.copies(
+        projection && !early ? find(batch, {}, projection).all() : batch,
+        this.decodesEachRead(collection),
+      );
     }
   }
 
@@ -400,9 +406,17 @@ export class SnapshotReads {
     return [...positions].sort((a, b) => a - b);
   }
 
-  private async *copies(documents: Iterable<Document>): AsyncIterable<Document> {
+  /**
+   * True when every read of the collection decodes its documents anew (a dump's streamed ones): what a find gives
+   * is the caller's own already, and is not copied again.
+   */
+  protected decodesEachRead(_collection: string): boolean {
+    return false;
+  }
+
+  private async *copies(documents: Iterable<Document>, own = false): AsyncIterable<Document> {
     for (const document of documents) {
-      yield copyOf(document);
+      yield own ? document : copyOf(document);
       if (this.pacer.due) await this.pacer.turn();
     }
   }
