@@ -4,7 +4,7 @@ import { basename, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { createGzip, gunzipSync } from 'node:zlib';
 import createDebug from 'debug';
-import { aggregate, Query, updateMany } from 'mingo';
+import { aggregate, find, Query, updateMany } from 'mingo';
 import type { Modifier, PipelineStage } from 'mingo/updater';
 import { BSON } from 'mongodb';
 import {
@@ -20,6 +20,7 @@ import {
   decodeFields,
   type RawTest,
   type RawUpdate,
+  rawElement,
   rawFieldsKey,
   rawIdKey,
   rawTest,
@@ -287,6 +288,49 @@ class Offsets {
 
   toArray(): number[] {
     return Array.from(this.values.subarray(0, this.length));
+  }
+}
+
+/** The types whose equality is their bytes' (a sort groups equal values): what sortedByValue keeps as bytes. */
+const SORTED_TYPES = new Set([0x07, 0x02]);
+const ID_NAME = Buffer.from('_id', 'utf8');
+const ID_PREFIX = Buffer.from('_id\0', 'utf8');
+
+/**
+ * _id values as their BSON bytes (type, then value) one after the other in one growing buffer: what a sorted
+ * find holds per document.
+ */
+class ByteList {
+  private bytes = Buffer.alloc(64 * 1024);
+  private length = 0;
+
+  push(type: number, source: Buffer, start: number, end: number): void {
+    const needed = this.length + 1 + end - start;
+    if (needed > this.bytes.length) {
+      const grown = Buffer.alloc(Math.max(needed, this.bytes.length * 2));
+      this.bytes.copy(grown, 0, 0, this.length);
+      this.bytes = grown;
+    }
+    this.bytes[this.length] = type;
+    source.copy(this.bytes, this.length + 1, start, end);
+    this.length = needed;
+  }
+
+  /** Each _id with the element after it (`{ _id, <field>: value }`), decoded as a find's projection gives it. */
+  *documents(after: Buffer): Iterable<Document> {
+    let position = 0;
+    while (position < this.length) {
+      const type = this.bytes[position] as number;
+      const size = type === 0x07 ? 12 : 4 + this.bytes.readInt32LE(position + 1);
+      const document = Buffer.alloc(4 + 1 + ID_PREFIX.length + size + after.length + 1);
+      document.writeInt32LE(document.length, 0);
+      document[4] = type;
+      ID_PREFIX.copy(document, 5);
+      this.bytes.copy(document, 5 + ID_PREFIX.length, position + 1, position + 1 + size);
+      after.copy(document, 5 + ID_PREFIX.length + size);
+      yield BSON.deserialize(document, { promoteValues: false });
+      position += 1 + size;
+    }
   }
 }
 
@@ -641,6 +685,71 @@ class Streams {
   }
 
   /**
+   * A find sorted by one field and projected to it and _id (journaling a step: the ids re-pointed, by the value
+   * they held): the matches are kept as the bytes of their _ids, grouped by the bytes of the field (13 bytes a
+   * document for ObjectId ids, not two objects), the groups put in mingo's order of their values, and each group
+   * in natural order (a sort keeps it among equal values). Undefined when a match's field or _id is not an
+   * ObjectId or a string (values of other types compare across types): the caller sorts the documents.
+   */
+  async sortedByValue(
+    collection: string,
+    filter: Document,
+    field: string,
+    sort: Record<string, 1 | -1>,
+  ): Promise<AsyncIterable<Document[]> | undefined> {
+    const compiled = filterOf(filter);
+    const name = Buffer.from(field, 'utf8');
+    const writes = this.writeCount(collection);
+    let recording = this.recorder(collection, filter);
+    const groups = new Map<string, { value: Document; ids: ByteList }>();
+    for await (const states of this.candidates(collection, filter)) {
+      for (const state of states) {
+        if (!matches(state, compiled)) continue;
+        const bytes = state.bytes ?? Buffer.from(BSON.serialize(state.document as Document));
+        const value = rawElement(bytes, name);
+        const id = rawElement(bytes, ID_NAME);
+        if (!value || !id || !SORTED_TYPES.has(value.type) || !SORTED_TYPES.has(id.type)) return undefined;
+        const key = `${value.type}:${bytes.toString('latin1', value.start, value.end)}`;
+        let group = groups.get(key);
+        if (!group) {
+          group = { value: decodeFields(bytes, new Set([field])) as Document, ids: new ByteList() };
+          groups.set(key, group);
+        }
+        group.ids.push(id.type, bytes, id.start, id.end);
+        if (recording && !state.inserted) {
+          recording.push(state.offset);
+          if (recording.length > RECORDED_OFFSETS) recording = undefined;
+        }
+      }
+    }
+    this.recorded(collection, filter, recording, writes);
+    const byValue = new Map([...groups.values()].map((group) => [group.value, group]));
+    const order = find([...byValue.keys()], {})
+      .sort(sort)
+      .all() as Document[];
+    const element = (document: Document) => {
+      const bytes = Buffer.from(BSON.serialize(document));
+      return bytes.subarray(4, bytes.length - 1);
+    };
+    const pacer = this.pacer;
+    return (async function* () {
+      let batch: Document[] = [];
+      for (const value of order) {
+        const group = byValue.get(value) as { value: Document; ids: ByteList };
+        for (const document of group.ids.documents(element(value))) {
+          batch.push(document);
+          if (batch.length >= BATCH) {
+            yield batch;
+            batch = [];
+            if (pacer.due) await pacer.turn();
+          }
+        }
+      }
+      if (batch.length > 0) yield batch;
+    })();
+  }
+
+  /**
    * An additive $group (GroupSums) reading only `fields`: the matching documents are told apart by the bytes of
    * those fields, and the group is computed once per distinct set of values, then multiplied by how many documents
    * hold it (the scan's counts per value: a handful of distinct values over millions of documents).
@@ -868,6 +977,26 @@ export class DumpReadOnlyStore extends SnapshotReads implements ReadOnlyStore {
     return this.streams.streams(collection);
   }
 
+  protected override sortedCompactly(
+    collection: string,
+    filter: Document,
+    fields: Set<string> | undefined,
+    sort: Record<string, 1 | -1>,
+  ): Promise<AsyncIterable<Document[]> | undefined> {
+    const [field, ...more] = Object.keys(sort);
+    const compact =
+      field !== undefined &&
+      more.length === 0 &&
+      field !== '_id' &&
+      fields?.size === 2 &&
+      fields.has('_id') &&
+      fields.has(field) &&
+      this.streams.streams(collection);
+    return compact
+      ? this.streams.sortedByValue(collection, filter, field, sort)
+      : super.sortedCompactly(collection, filter, fields, sort);
+  }
+
   protected override additiveGroup(
     collection: string,
     filter: Document,
@@ -939,6 +1068,26 @@ class DumpTransaction extends SnapshotWorkingCopy {
 
   protected override decodesEachRead(collection: string): boolean {
     return this.streams.streams(collection);
+  }
+
+  protected override sortedCompactly(
+    collection: string,
+    filter: Document,
+    fields: Set<string> | undefined,
+    sort: Record<string, 1 | -1>,
+  ): Promise<AsyncIterable<Document[]> | undefined> {
+    const [field, ...more] = Object.keys(sort);
+    const compact =
+      field !== undefined &&
+      more.length === 0 &&
+      field !== '_id' &&
+      fields?.size === 2 &&
+      fields.has('_id') &&
+      fields.has(field) &&
+      this.streams.streams(collection);
+    return compact
+      ? this.streams.sortedByValue(collection, filter, field, sort)
+      : super.sortedCompactly(collection, filter, fields, sort);
   }
 
   protected override additiveGroup(

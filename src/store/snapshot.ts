@@ -266,6 +266,14 @@ export class SnapshotReads {
       }
       return;
     }
+    const compact =
+      limit === undefined
+        ? await this.sortedCompactly(collection, filter, projectedFields(projection), sort)
+        : undefined;
+    if (compact) {
+      for await (const batch of compact) yield* this.copies(batch, true);
+      return;
+    }
     // Sorting needs every match at once; a projection that keeps the sort keys is applied first, so that only
     // what is asked for is held (a journal's _ids and values, not whole documents).
     const early = projection && keepsKeys(projection, sort) ? projection : undefined;
@@ -404,6 +412,19 @@ export class SnapshotReads {
       if (position !== undefined) positions.add(position);
     }
     return [...positions].sort((a, b) => a - b);
+  }
+
+  /**
+   * A back end's own way to give a sorted find projected to `fields` (journaling a step: _ids by the value they
+   * held), holding less than the documents; undefined: the documents are matched, held and sorted.
+   */
+  protected async sortedCompactly(
+    _collection: string,
+    _filter: Document,
+    _fields: Set<string> | undefined,
+    _sort: Record<string, 1 | -1>,
+  ): Promise<AsyncIterable<Document[]> | undefined> {
+    return undefined;
   }
 
   /**
