@@ -68,6 +68,16 @@ function valueEnd(bytes: Buffer, type: number, start: number): number | undefine
   }
 }
 
+/**
+ * Whether `bytes` holds the first `length` bytes of `other` at `at` (`at + length` within bytes). A loop, not
+ * Buffer#compare: these are a field name's or an ObjectId's few bytes, tested for every element of every
+ * document of a pass, where the call into compare costs more than the comparison.
+ */
+function sameBytes(bytes: Buffer, at: number, other: Buffer, length: number): boolean {
+  for (let i = 0; i < length; i += 1) if (bytes[at + i] !== other[i]) return false;
+  return true;
+}
+
 /** Each top-level element in order with its name's bytes; stops (false) when `visit` says so. */
 function walk(
   bytes: Buffer,
@@ -94,8 +104,7 @@ function walk(
 export function rawElement(bytes: Buffer, name: Buffer): Element | null | undefined {
   let found: Element | null = null;
   const walked = walk(bytes, (keyStart, keyEnd, type, start, end) => {
-    if (keyEnd - keyStart !== name.length || bytes.compare(name, 0, name.length, keyStart, keyEnd) !== 0)
-      return true;
+    if (keyEnd - keyStart !== name.length || !sameBytes(bytes, keyStart, name, name.length)) return true;
     found = { type, start, end };
     return false;
   });
@@ -160,7 +169,7 @@ function inSet(keys: Set<string>): Condition {
   return (bytes, element) => {
     if (!element) return false;
     if (element.type === OBJECT_ID && ids.length <= FEW) {
-      return ids.some((id) => bytes.compare(id, 0, 12, element.start, element.end) === 0);
+      return ids.some((id) => sameBytes(bytes, element.start, id, 12));
     }
     const key = elementKey(bytes, element);
     return key !== undefined && keys.has(key);
@@ -327,14 +336,14 @@ export function rawUpdate(update: Document | Document[]): RawUpdate | undefined 
           ({ from }) =>
             from?.type === element.type &&
             from.bytes.length === length &&
-            bytes.compare(from.bytes, 0, length, start, element.end) === 0,
+            sameBytes(bytes, start, from.bytes, length),
         )
       : shape.moves[0];
     // A $switch whose branches miss this value leaves it as it is.
     if (!move) return switches ? false : undefined;
     const replacement = move.to;
     if (replacement.type !== element.type || replacement.bytes.length !== length) return undefined;
-    if (bytes.compare(replacement.bytes, 0, length, start, element.end) === 0) return false;
+    if (sameBytes(bytes, start, replacement.bytes, length)) return false;
     replacement.bytes.copy(bytes, start);
     return true;
   };
@@ -352,7 +361,7 @@ export function rawFieldsKey(bytes: Buffer, names: Buffer[]): string | undefined
     const length = keyEnd - keyStart;
     for (let i = 0; i < names.length; i += 1) {
       const name = names[i] as Buffer;
-      if (name.length !== length || bytes.compare(name, 0, length, keyStart, keyEnd) !== 0) continue;
+      if (name.length !== length || !sameBytes(bytes, keyStart, name, length)) continue;
       if (found[i] !== undefined) twice = true;
       found[i] = `${type}:${end - start}:${bytes.toString('latin1', start, end)}`;
     }
