@@ -62,25 +62,40 @@ export async function* readBsonBatches(file: string): AsyncGenerator<RawDocument
   let offset = 0;
   const stream = source(file);
   try {
-    for await (const chunk of stream as AsyncIterable<Buffer>) {
-      pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
+    /** The whole documents from the start of `buffer` into `batch`; where the first one not whole starts. */
+    const split = (buffer: Buffer, batch: RawDocument[]): number => {
       let position = 0;
-      const batch: RawDocument[] = [];
-      while (pending.length - position >= 4) {
-        const length = pending.readInt32LE(position);
+      while (buffer.length - position >= 4) {
+        const length = buffer.readInt32LE(position);
         if (length < 5 || length > MAX_DOCUMENT_BYTES) {
           throw corrupt(file, offset, `a document length of ${length} bytes is impossible`);
         }
-        if (pending.length - position < length) break;
-        if (pending[position + length - 1] !== 0) {
+        if (buffer.length - position < length) break;
+        if (buffer[position + length - 1] !== 0) {
           throw corrupt(file, offset, `the ${length}-byte document there does not end with a zero byte`);
         }
         // A view, not a copy: the chunk is never reused, and is freed with the last document kept from it.
-        batch.push({ bytes: pending.subarray(position, position + length), offset });
+        batch.push({ bytes: buffer.subarray(position, position + length), offset });
         position += length;
         offset += length;
       }
-      pending = pending.subarray(position);
+      return position;
+    };
+    for await (const chunk of stream as AsyncIterable<Buffer>) {
+      const batch: RawDocument[] = [];
+      let buffer = chunk;
+      if (pending.length > 0) {
+        // Only the document cut by the chunk's edge is copied (its two parts joined), not the whole chunk.
+        const length = pending.length >= 4 ? pending.readInt32LE(0) : 0;
+        const rest = length - pending.length;
+        if (length >= 5 && length <= MAX_DOCUMENT_BYTES && rest <= chunk.length) {
+          split(Buffer.concat([pending, chunk.subarray(0, rest)]), batch);
+          buffer = chunk.subarray(rest);
+        } else {
+          buffer = Buffer.concat([pending, chunk]);
+        }
+      }
+      pending = buffer.subarray(split(buffer, batch));
       if (batch.length > 0) yield batch;
     }
   } catch (error) {
