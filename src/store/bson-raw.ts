@@ -68,6 +68,16 @@ function valueEnd(bytes: Buffer, type: number, start: number): number | undefine
   }
 }
 
+/**
+ * Whether `bytes` holds the first `length` bytes of `other` at `at` (`at + length` within bytes). A loop, not
+ * Buffer#compare: these are a field name's or an ObjectId's few bytes, tested for every element of every
+ * document of a pass, where the call into compare costs more than the comparison.
+ */
+function sameBytes(bytes: Buffer, at: number, other: Buffer, length: number): boolean {
+  for (let i = 0; i < length; i += 1) if (bytes[at + i] !== other[i]) return false;
+  return true;
+}
+
 /** Each top-level element in order with its name's bytes; stops (false) when `visit` says so. */
 function walk(
   bytes: Buffer,
@@ -94,8 +104,7 @@ function walk(
 export function rawElement(bytes: Buffer, name: Buffer): Element | null | undefined {
   let found: Element | null = null;
   const walked = walk(bytes, (keyStart, keyEnd, type, start, end) => {
-    if (keyEnd - keyStart !== name.length || bytes.compare(name, 0, name.length, keyStart, keyEnd) !== 0)
-      return true;
+    if (keyEnd - keyStart !== name.length || !sameBytes(bytes, keyStart, name, name.length)) return true;
     found = { type, start, end };
     return false;
   });
@@ -160,7 +169,7 @@ function inSet(keys: Set<string>): Condition {
   return (bytes, element) => {
     if (!element) return false;
     if (element.type === OBJECT_ID && ids.length <= FEW) {
-      return ids.some((id) => bytes.compare(id, 0, 12, element.start, element.end) === 0);
+      return ids.some((id) => sameBytes(bytes, element.start, id, 12));
     }
     const key = elementKey(bytes, element);
     return key !== undefined && keys.has(key);
@@ -255,10 +264,21 @@ function unwrap(value: unknown): unknown {
     : undefined;
 }
 
+/** A value's bytes as they stand in a BSON element of its type: an ObjectId's 12, a string's UTF-8 and its zero. */
+function valueBytes(value: BSON.ObjectId | string): { type: number; bytes: Buffer } {
+  return value instanceof BSON.ObjectId
+    ? { type: OBJECT_ID, bytes: Buffer.from(value.id) }
+    : { type: STRING, bytes: Buffer.from(`${value}\0`, 'utf8') };
+}
+
+/** One value an update replaces (any value, for a `$set`) and the bytes it puts in its place. */
+interface Replacing {
+  from?: { type: number; bytes: Buffer };
+  to: { type: number; bytes: Buffer };
+}
+
 /** `{ $set: { f: v } }`, or the plan's `[{ $set: { f: { $switch: ... from -> to ..., default: '$f' } } }]`. */
-function setShape(
-  update: Document | Document[],
-): { field: string; to: (from: string | undefined) => unknown } | undefined {
+function setShape(update: Document | Document[]): { field: string; moves: Replacing[] } | undefined {
   if (!Array.isArray(update)) {
     if (Object.keys(update).length !== 1 || !isPlainObject(update.$set)) return undefined;
     const entries = Object.entries(update.$set);
@@ -266,7 +286,7 @@ function setShape(
     if (entries.length !== 1 || !entry || entry[0].startsWith('$') || entry[0].includes('.'))
       return undefined;
     const value = literal(entry[1]);
-    return value === undefined ? undefined : { field: entry[0], to: () => value };
+    return value === undefined ? undefined : { field: entry[0], moves: [{ to: valueBytes(value) }] };
   }
   const [stage] = update;
   if (update.length !== 1 || !stage || Object.keys(stage).length !== 1 || !isPlainObject(stage.$set))
@@ -279,44 +299,76 @@ function setShape(
   const spec =
     isPlainObject(expression) && Object.keys(expression).length === 1 ? expression.$switch : undefined;
   if (!isPlainObject(spec) || spec.default !== path || !Array.isArray(spec.branches)) return undefined;
-  const moves = new Map<string, unknown>();
+  const moves: Replacing[] = [];
+  const seen = new Set<string>();
   for (const branch of spec.branches) {
     const test = isPlainObject(branch) && isPlainObject(branch.case) ? branch.case.$eq : undefined;
     if (!Array.isArray(test) || test.length !== 2 || test[0] !== path) return undefined;
-    const from = keyOf(unwrap(test[1]));
+    const fromValue = unwrap(test[1]);
+    const key = keyOf(fromValue);
     const to = literal(unwrap(branch.then));
-    if (from === undefined || to === undefined || moves.has(from)) return undefined;
-    moves.set(from, to);
+    if (key === undefined || to === undefined || seen.has(key)) return undefined;
+    seen.add(key);
+    // A boolean is never replaced in place (the update decodes the document): it needs no bytes here.
+    const from = literal(fromValue);
+    if (from !== undefined) moves.push({ from: valueBytes(from), to: valueBytes(to) });
   }
-  return { field, to: (from) => (from === undefined ? undefined : moves.get(from)) };
+  return { field, moves };
 }
 
 /**
  * An update applied to the bytes in place when it sets one top-level field to a value of the same type and
  * length as the one there (an ObjectId over an ObjectId: the plan's re-pointing and its rollback); undefined when
- * the update has another shape.
+ * the update has another shape. The bytes of every value involved are worked out once, not per document.
  */
 export function rawUpdate(update: Document | Document[]): RawUpdate | undefined {
   const shape = setShape(update);
   if (!shape) return undefined;
   const name = Buffer.from(shape.field, 'utf8');
+  const switches = Array.isArray(update);
   return (bytes) => {
     const element = rawElement(bytes, name);
     if (!element || (element.type !== OBJECT_ID && element.type !== STRING)) return undefined;
-    const current = elementKey(bytes, element);
-    const to = Array.isArray(update) ? shape.to(current) : shape.to(undefined);
-    // A $switch whose branches miss this value leaves it as it is.
-    if (to === undefined) return Array.isArray(update) ? false : undefined;
-    let replacement: Buffer;
-    if (to instanceof BSON.ObjectId && element.type === OBJECT_ID) replacement = Buffer.from(to.id);
-    else if (typeof to === 'string' && element.type === STRING) replacement = Buffer.from(`${to}\0`, 'utf8');
-    else return undefined;
     const start = element.type === STRING ? element.start + 4 : element.start;
-    if (replacement.length !== element.end - start) return undefined;
-    if (bytes.compare(replacement, 0, replacement.length, start, element.end) === 0) return false;
-    replacement.copy(bytes, start);
+    const length = element.end - start;
+    const move = switches
+      ? shape.moves.find(
+          ({ from }) =>
+            from?.type === element.type &&
+            from.bytes.length === length &&
+            sameBytes(bytes, start, from.bytes, length),
+        )
+      : shape.moves[0];
+    // A $switch whose branches miss this value leaves it as it is.
+    if (!move) return switches ? false : undefined;
+    const replacement = move.to;
+    if (replacement.type !== element.type || replacement.bytes.length !== length) return undefined;
+    if (sameBytes(bytes, start, replacement.bytes, length)) return false;
+    replacement.bytes.copy(bytes, start);
     return true;
   };
+}
+
+/**
+ * The bytes (type and value) of these top-level fields, in the order given, as one string: documents with equal
+ * keys hold equal values there, so whatever is computed from those fields alone is computed once per key.
+ * Undefined when the bytes cannot be walked or name a field twice.
+ */
+export function rawFieldsKey(bytes: Buffer, names: Buffer[]): string | undefined {
+  const found: (string | undefined)[] = names.map(() => undefined);
+  let twice = false;
+  const walked = walk(bytes, (keyStart, keyEnd, type, start, end) => {
+    const length = keyEnd - keyStart;
+    for (let i = 0; i < names.length; i += 1) {
+      const name = names[i] as Buffer;
+      if (name.length !== length || !sameBytes(bytes, keyStart, name, length)) continue;
+      if (found[i] !== undefined) twice = true;
+      found[i] = `${type}:${end - start}:${bytes.toString('latin1', start, end)}`;
+    }
+    return !twice;
+  });
+  if (!walked || twice) return undefined;
+  return found.map((piece) => piece ?? '-').join('|');
 }
 
 /**

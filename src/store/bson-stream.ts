@@ -53,28 +53,50 @@ function source(file: string): Readable {
  * file, or a gzip that does not inflate is refused naming the file and the byte where it is wrong.
  */
 export async function* readBsonFile(file: string): AsyncGenerator<RawDocument> {
+  for await (const batch of readBsonBatches(file)) yield* batch;
+}
+
+/** readBsonFile's documents, those of each read chunk at once: a pass's loop over them is not a promise each. */
+export async function* readBsonBatches(file: string): AsyncGenerator<RawDocument[]> {
   let pending: Buffer = Buffer.alloc(0);
   let offset = 0;
   const stream = source(file);
   try {
-    for await (const chunk of stream as AsyncIterable<Buffer>) {
-      pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
+    /** The whole documents from the start of `buffer` into `batch`; where the first one not whole starts. */
+    const split = (buffer: Buffer, batch: RawDocument[]): number => {
       let position = 0;
-      while (pending.length - position >= 4) {
-        const length = pending.readInt32LE(position);
+      while (buffer.length - position >= 4) {
+        const length = buffer.readInt32LE(position);
         if (length < 5 || length > MAX_DOCUMENT_BYTES) {
           throw corrupt(file, offset, `a document length of ${length} bytes is impossible`);
         }
-        if (pending.length - position < length) break;
-        if (pending[position + length - 1] !== 0) {
+        if (buffer.length - position < length) break;
+        if (buffer[position + length - 1] !== 0) {
           throw corrupt(file, offset, `the ${length}-byte document there does not end with a zero byte`);
         }
         // A view, not a copy: the chunk is never reused, and is freed with the last document kept from it.
-        yield { bytes: pending.subarray(position, position + length), offset };
+        batch.push({ bytes: buffer.subarray(position, position + length), offset });
         position += length;
         offset += length;
       }
-      pending = pending.subarray(position);
+      return position;
+    };
+    for await (const chunk of stream as AsyncIterable<Buffer>) {
+      const batch: RawDocument[] = [];
+      let buffer = chunk;
+      if (pending.length > 0) {
+        // Only the document cut by the chunk's edge is copied (its two parts joined), not the whole chunk.
+        const length = pending.length >= 4 ? pending.readInt32LE(0) : 0;
+        const rest = length - pending.length;
+        if (length >= 5 && length <= MAX_DOCUMENT_BYTES && rest <= chunk.length) {
+          split(Buffer.concat([pending, chunk.subarray(0, rest)]), batch);
+          buffer = chunk.subarray(rest);
+        } else {
+          buffer = Buffer.concat([pending, chunk]);
+        }
+      }
+      pending = buffer.subarray(split(buffer, batch));
+      if (batch.length > 0) yield batch;
     }
   } catch (error) {
     if (error instanceof UsageError) throw error;
@@ -100,9 +122,9 @@ const WINDOW_SLACK = 64 * 1024;
 
 /**
  * The documents that start at these offsets (ascending) of a plain (not gzip) BSON file, read where they are:
- * nearby ones in one read of up to a megabyte, not one system call per document.
+ * nearby ones in one read of up to a megabyte (and given together), not one system call per document.
  */
-export async function* readBsonAt(file: string, offsets: number[]): AsyncGenerator<RawDocument> {
+export async function* readBsonAt(file: string, offsets: number[]): AsyncGenerator<RawDocument[]> {
   const handle = await open(file, 'r').catch((error) => {
     throw unreadable(file, error);
   });
@@ -120,6 +142,7 @@ export async function* readBsonAt(file: string, offsets: number[]): AsyncGenerat
       let last = first;
       while (last + 1 < offsets.length && (offsets[last + 1] as number) - start < WINDOW_BYTES) last += 1;
       const window = await readAt(start, (offsets[last] as number) - start + WINDOW_SLACK);
+      const batch: RawDocument[] = [];
       for (let k = first; k <= last; k += 1) {
         const offset = offsets[k] as number;
         const at = offset - start;
@@ -128,8 +151,9 @@ export async function* readBsonAt(file: string, offsets: number[]): AsyncGenerat
         const bytes =
           at + length <= window.length ? window.subarray(at, at + length) : await readAt(offset, length);
         if (bytes.length !== length || bytes[length - 1] !== 0) throw changed(offset);
-        yield { bytes, offset };
+        batch.push({ bytes, offset });
       }
+      yield batch;
       first = last + 1;
     }
   } finally {

@@ -4,7 +4,7 @@ import { basename, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { createGzip, gunzipSync } from 'node:zlib';
 import createDebug from 'debug';
-import { Query, updateMany } from 'mingo';
+import { aggregate, find, Query, updateMany } from 'mingo';
 import type { Modifier, PipelineStage } from 'mingo/updater';
 import { BSON } from 'mongodb';
 import {
@@ -16,13 +16,30 @@ import {
 } from '../files/atomic-file.js';
 import { acquireLock, type FileLock, lockFileOf } from '../files/lock-file.js';
 import { RuntimeError, UsageError } from '../shared/errors.js';
-import { decodeFields, type RawTest, type RawUpdate, rawIdKey, rawTest, rawUpdate } from './bson-raw.js';
-import { decodeDocument, isGzip, readBsonAt, readBsonFile } from './bson-stream.js';
+import {
+  decodeFields,
+  type RawTest,
+  type RawUpdate,
+  rawElement,
+  rawFieldsKey,
+  rawIdKey,
+  rawTest,
+  rawUpdate,
+} from './bson-raw.js';
+import {
+  decodeDocument,
+  isGzip,
+  type RawDocument,
+  readBsonAt,
+  readBsonBatches,
+  readBsonFile,
+} from './bson-stream.js';
 import {
   assertUniqueIds,
   BATCH,
   type Collections,
   copyOf,
+  GroupSums,
   idKey,
   idLookup,
   interrupted,
@@ -228,6 +245,8 @@ interface Changed {
 /** The document's top-level `fields`, `_id` first then in its order, as mingo's inclusion projection gives them. */
 function projected(state: State, fields: Set<string>): Document {
   const fromBytes = state.bytes && !state.document ? decodeFields(state.bytes, fields) : undefined;
+  // Decoded from the bytes it holds only those fields, in the document's order: as they are when _id leads.
+  if (fromBytes && (!('_id' in fromBytes) || Object.keys(fromBytes)[0] === '_id')) return fromBytes;
   const source = fromBytes ?? documentOf(state);
   const entries = Object.entries(source).filter(([field]) => fields.has(field) && field !== '_id');
   return Object.fromEntries([
@@ -236,9 +255,97 @@ function projected(state: State, fields: Set<string>): Document {
   ]);
 }
 
-/** A transaction's writes to one streamed collection, in order: applied to each document as it is read. */
+/**
+ * Offsets of documents in a file, ascending (a pass reads them in that order): 8 bytes a document, in one
+ * growing array, not an object each.
+ */
+class Offsets {
+  private values = new Float64Array(1024);
+  length = 0;
+
+  push(offset: number): void {
+    if (this.length === this.values.length) {
+      const grown = new Float64Array(this.values.length * 2);
+      grown.set(this.values);
+      this.values = grown;
+    }
+    this.values[this.length] = offset;
+    this.length += 1;
+  }
+
+  has(offset: number): boolean {
+    let low = 0;
+    let high = this.length - 1;
+    while (low <= high) {
+      const middle = (low + high) >>> 1;
+      const value = this.values[middle] as number;
+      if (value === offset) return true;
+      if (value < offset) low = middle + 1;
+      else high = middle - 1;
+    }
+    return false;
+  }
+
+  toArray(): number[] {
+    return Array.from(this.values.subarray(0, this.length));
+  }
+}
+
+/** The types whose equality is their bytes' (a sort groups equal values): what sortedByValue keeps as bytes. */
+const SORTED_TYPES = new Set([0x07, 0x02]);
+const ID_NAME = Buffer.from('_id', 'utf8');
+const ID_PREFIX = Buffer.from('_id\0', 'utf8');
+
+/**
+ * _id values as their BSON bytes (type, then value) one after the other in one growing buffer: what a sorted
+ * find holds per document.
+ */
+class ByteList {
+  private bytes = Buffer.alloc(64 * 1024);
+  private length = 0;
+
+  push(type: number, source: Buffer, start: number, end: number): void {
+    const needed = this.length + 1 + end - start;
+    if (needed > this.bytes.length) {
+      const grown = Buffer.alloc(Math.max(needed, this.bytes.length * 2));
+      this.bytes.copy(grown, 0, 0, this.length);
+      this.bytes = grown;
+    }
+    this.bytes[this.length] = type;
+    source.copy(this.bytes, this.length + 1, start, end);
+    this.length = needed;
+  }
+
+  /** Each _id with the element after it (`{ _id, <field>: value }`), decoded as a find's projection gives it. */
+  *documents(after: Buffer): Iterable<Document> {
+    let position = 0;
+    while (position < this.length) {
+      const type = this.bytes[position] as number;
+      const size = type === 0x07 ? 12 : 4 + this.bytes.readInt32LE(position + 1);
+      const document = Buffer.alloc(4 + 1 + ID_PREFIX.length + size + after.length + 1);
+      document.writeInt32LE(document.length, 0);
+      document[4] = type;
+      ID_PREFIX.copy(document, 5);
+      this.bytes.copy(document, 5 + ID_PREFIX.length, position + 1, position + 1 + size);
+      after.copy(document, 5 + ID_PREFIX.length + size);
+      yield BSON.deserialize(document, { promoteValues: false });
+      position += 1 + size;
+    }
+  }
+}
+
+const filterKey = (filter: Document): string => BSON.EJSON.stringify(filter, { relaxed: false });
+
+/** Offsets a read records for a later write of the same filter, at most: past it, the write makes its own pass. */
+const RECORDED_OFFSETS = 4 * 1024 * 1024;
+
+/**
+ * A transaction's writes to one streamed collection, in order: applied to each document as it is read. A write
+ * keeps the offsets of the file's documents it matched: on every later pass the writes before it leave those
+ * documents as they were then, so it matches the same ones, and the others need no test.
+ */
 type Write =
-  | { filter: Filter; raw?: RawUpdate; change: (document: Document) => Changed }
+  | { filter: Filter; raw?: RawUpdate; change: (document: Document) => Changed; matched?: Offsets }
   | { inserted: Buffer[] };
 type Writes = Map<string, Write[]>;
 
@@ -254,6 +361,8 @@ interface State {
   /** A write matched it: the commit writes it anew. */
   touched: boolean;
   id?: string;
+  /** Inserted by this transaction, not read from the file. */
+  inserted?: boolean;
 }
 
 function documentOf(state: State): Document {
@@ -295,6 +404,20 @@ function change(state: State, write: Extract<Write, { filter: Filter }>): boolea
   return result.modified;
 }
 
+/**
+ * A group's partial result for one document, as it is for `count` documents alike: its sums multiplied, when they
+ * are whole numbers (then exactly what adding them one by one gives); undefined otherwise.
+ */
+function timesOf(partial: Document, count: number): Document | undefined {
+  const times: Document = { _id: partial._id };
+  for (const [field, value] of Object.entries(partial)) {
+    if (field === '_id') continue;
+    if (typeof value !== 'number' || !Number.isSafeInteger(value * count)) return undefined;
+    times[field] = value * count;
+  }
+  return times;
+}
+
 function updated(document: Document, update: Update): Changed {
   const one = [document];
   // A pipeline update replaces the document in `one`.
@@ -306,8 +429,10 @@ function updated(document: Document, update: Update): Changed {
 function applyWrites(writes: Write[], from: number, state: State): State {
   for (let i = from; i < writes.length; i += 1) {
     const write = writes[i] as Write;
-    if ('inserted' in write || !matches(state, write.filter)) continue;
-    change(state, write);
+    if ('inserted' in write) continue;
+    const hit =
+      write.matched && !state.inserted ? write.matched.has(state.offset) : matches(state, write.filter);
+    if (hit) change(state, write);
   }
   return state;
 }
@@ -372,29 +497,46 @@ class Streams {
     return !HELD.has(collection);
   }
 
+  /** _ids (idKey) of the documents this transaction inserted, per collection: a duplicate is refused without a read. */
+  private readonly insertedIds = new Map<string, Set<string>>();
+
   /** Every document of the collection as this transaction sees it: the file's, then those it inserted. */
-  async *states(collection: string): AsyncIterable<State> {
-    const file = this.layout.files.get(collection);
-    const writes = this.writes.get(collection) ?? [];
-    if (file) {
-      log('a pass over %s', file);
-      const progress = await PassProgress.of(file, this.progress, this.counted);
-      let read = 0;
-      for await (const raw of readBsonFile(file)) {
-        yield applyWrites(writes, 0, { bytes: raw.bytes, file, offset: raw.offset, touched: false });
-        read += 1;
-        if (this.pacer.due) {
-          progress?.tick(read, raw.offset);
-          await this.pacer.turn();
-        }
-      }
-      this.counted.set(file, read);
-    }
-    yield* this.insertedStates(collection);
+  async *states(collection: string): AsyncIterable<State[]> {
+    yield* this.fileStates(collection);
+    yield this.insertedStates(collection);
   }
 
-  private *insertedStates(collection: string): Iterable<State> {
+  /** A pass over the file, a read chunk's documents at a time. */
+  private async *fileStates(collection: string): AsyncIterable<State[]> {
+    const file = this.layout.files.get(collection);
     const writes = this.writes.get(collection) ?? [];
+    if (!file) return;
+    log('a pass over %s', file);
+    const progress = await PassProgress.of(file, this.progress, this.counted);
+    let read = 0;
+    for await (const raws of readBsonBatches(file)) {
+      yield this.statesOf(writes, file, raws);
+      read += raws.length;
+      if (this.pacer.due) {
+        progress?.tick(read, (raws.at(-1) as RawDocument).offset);
+        await this.pacer.turn();
+      }
+    }
+    this.counted.set(file, read);
+  }
+
+  private statesOf(writes: Write[], file: string, raws: RawDocument[]): State[] {
+    const states: State[] = new Array(raws.length);
+    for (let i = 0; i < raws.length; i += 1) {
+      const { bytes, offset } = raws[i] as RawDocument;
+      states[i] = applyWrites(writes, 0, { bytes, file, offset, touched: false });
+    }
+    return states;
+  }
+
+  private insertedStates(collection: string): State[] {
+    const writes = this.writes.get(collection) ?? [];
+    const states: State[] = [];
     for (const [index, write] of writes.entries()) {
       if (!('inserted' in write)) continue;
       for (const bytes of write.inserted) {
@@ -403,10 +545,12 @@ class Streams {
           file: `${collection} (inserted)`,
           offset: 0,
           touched: true,
+          inserted: true,
         };
-        yield applyWrites(writes, index + 1, state);
+        states.push(applyWrites(writes, index + 1, state));
       }
     }
+    return states;
   }
 
   /**
@@ -414,11 +558,17 @@ class Streams {
    * chunk's 1,000 ids at a time), read where the _id index puts them, in natural order, instead of a pass over the
    * whole file per chunk; every document otherwise. A `.gz` file cannot be read at an offset: a pass.
    */
-  private async *candidates(collection: string, filter: Document): AsyncIterable<State> {
+  private async *candidates(collection: string, filter: Document): AsyncIterable<State[]> {
+    yield* this.fileCandidates(collection, filter);
+    yield this.insertedStates(collection);
+  }
+
+  /** The candidates among the file's documents (not those this transaction inserted). */
+  private async *fileCandidates(collection: string, filter: Document): AsyncIterable<State[]> {
     const file = this.layout.files.get(collection);
     const byId = idLookup(filter);
     if (!byId || !file || isGzip(file)) {
-      yield* this.states(collection);
+      yield* this.fileStates(collection);
       return;
     }
     const index = await this.idIndex(file);
@@ -427,15 +577,62 @@ class Streams {
       const offset = index.get(idKey(id));
       if (offset !== undefined) offsets.add(offset);
     }
-    const writes = this.writes.get(collection) ?? [];
-    for await (const raw of readBsonAt(
+    yield* this.fileStatesAt(
+      collection,
       file,
       [...offsets].sort((a, b) => a - b),
-    )) {
-      yield applyWrites(writes, 0, { bytes: raw.bytes, file, offset: raw.offset, touched: false });
+    );
+  }
+
+  /** The file's documents at these offsets (ascending), as this transaction sees them. */
+  private async *fileStatesAt(collection: string, file: string, offsets: number[]): AsyncIterable<State[]> {
+    const writes = this.writes.get(collection) ?? [];
+    for await (const raws of readBsonAt(file, offsets)) {
+      yield this.statesOf(writes, file, raws);
       if (this.pacer.due) await this.pacer.turn();
     }
-    yield* this.insertedStates(collection);
+  }
+
+  /**
+   * The file documents the last complete read of a filter matched (journaling a step reads what its update then
+   * changes), while no write came after it: a write of the same filter tests only those, not the whole file.
+   */
+  private recent?: { collection: string; key: string; writes: number; offsets: Offsets };
+
+  /** Where a read of `filter` records the file documents it matches; undefined when the read is cheap anyway. */
+  private recorder(collection: string, filter: Document): Offsets | undefined {
+    const file = this.layout.files.get(collection);
+    if (!file || isGzip(file) || idLookup(filter)) return undefined;
+    return new Offsets();
+  }
+
+  /** Kept when no write came while the read went on (a later write would have changed what it read). */
+  private recorded(collection: string, filter: Document, offsets: Offsets | undefined, writes: number): void {
+    if (!offsets || this.writeCount(collection) !== writes) return;
+    this.recent = { collection, key: filterKey(filter), writes, offsets };
+  }
+
+  private writeCount(collection: string): number {
+    return this.writes.get(collection)?.length ?? 0;
+  }
+
+  /** The candidates of a write: the documents a read of the same filter found, when nothing changed since. */
+  private async *writeCandidates(collection: string, filter: Document): AsyncIterable<State[]> {
+    const recent = this.recent;
+    const file = this.layout.files.get(collection);
+    if (
+      !recent ||
+      !file ||
+      recent.collection !== collection ||
+      recent.writes !== this.writeCount(collection) ||
+      recent.key !== filterKey(filter)
+    ) {
+      yield* this.candidates(collection, filter);
+      return;
+    }
+    log('a write of the filter just read: %d documents of %s', recent.offsets.length, file);
+    yield* this.fileStatesAt(collection, file, recent.offsets.toArray());
+    yield this.insertedStates(collection);
   }
 
   /** Offsets of a file's documents by _id (ObjectId and string ids), built on first use: a server's _id index. */
@@ -444,9 +641,11 @@ class Streams {
     if (built) return built;
     log('indexing the _ids of %s', file);
     const index = new Map<string, number>();
-    for await (const raw of readBsonFile(file)) {
-      const key = rawIdKey(raw.bytes);
-      if (key !== undefined) index.set(key, raw.offset);
+    for await (const raws of readBsonBatches(file)) {
+      for (const raw of raws) {
+        const key = rawIdKey(raw.bytes);
+        if (key !== undefined) index.set(key, raw.offset);
+      }
       if (this.pacer.due) await this.pacer.turn();
     }
     this.idIndexes.set(file, index);
@@ -464,22 +663,146 @@ class Streams {
   ): AsyncIterable<Document[]> {
     const compiled = filterOf(filter);
     const fresh = (): Document[] => (fields ? Object.assign([], { [PROJECTED]: true }) : []);
+    const writes = this.writeCount(collection);
+    let recording = this.recorder(collection, filter);
     let batch = fresh();
-    for await (const state of this.candidates(collection, filter)) {
-      if (!matches(state, compiled)) continue;
-      batch.push(fields ? projected(state, fields) : documentOf(state));
+    for await (const states of this.candidates(collection, filter)) {
+      for (const state of states) {
+        if (!matches(state, compiled)) continue;
+        batch.push(fields ? projected(state, fields) : documentOf(state));
+        if (recording && !state.inserted) {
+          recording.push(state.offset);
+          if (recording.length > RECORDED_OFFSETS) recording = undefined;
+        }
+      }
       if (batch.length >= BATCH) {
         yield batch;
         batch = fresh();
       }
     }
+    this.recorded(collection, filter, recording, writes);
     if (batch.length > 0) yield batch;
+  }
+
+  /**
+   * A find sorted by one field and projected to it and _id (journaling a step: the ids re-pointed, by the value
+   * they held): the matches are kept as the bytes of their _ids, grouped by the bytes of the field (13 bytes a
+   * document for ObjectId ids, not two objects), the groups put in mingo's order of their values, and each group
+   * in natural order (a sort keeps it among equal values). Undefined when a match's field or _id is not an
+   * ObjectId or a string (values of other types compare across types): the caller sorts the documents.
+   */
+  async sortedByValue(
+    collection: string,
+    filter: Document,
+    field: string,
+    sort: Record<string, 1 | -1>,
+  ): Promise<AsyncIterable<Document[]> | undefined> {
+    const compiled = filterOf(filter);
+    const name = Buffer.from(field, 'utf8');
+    const writes = this.writeCount(collection);
+    let recording = this.recorder(collection, filter);
+    const groups = new Map<string, { value: Document; ids: ByteList }>();
+    for await (const states of this.candidates(collection, filter)) {
+      for (const state of states) {
+        if (!matches(state, compiled)) continue;
+        const bytes = state.bytes ?? Buffer.from(BSON.serialize(state.document as Document));
+        const value = rawElement(bytes, name);
+        const id = rawElement(bytes, ID_NAME);
+        if (!value || !id || !SORTED_TYPES.has(value.type) || !SORTED_TYPES.has(id.type)) return undefined;
+        const key = `${value.type}:${bytes.toString('latin1', value.start, value.end)}`;
+        let group = groups.get(key);
+        if (!group) {
+          group = { value: decodeFields(bytes, new Set([field])) as Document, ids: new ByteList() };
+          groups.set(key, group);
+        }
+        group.ids.push(id.type, bytes, id.start, id.end);
+        if (recording && !state.inserted) {
+          recording.push(state.offset);
+          if (recording.length > RECORDED_OFFSETS) recording = undefined;
+        }
+      }
+    }
+    this.recorded(collection, filter, recording, writes);
+    const byValue = new Map([...groups.values()].map((group) => [group.value, group]));
+    const order = find([...byValue.keys()], {})
+      .sort(sort)
+      .all() as Document[];
+    const element = (document: Document) => {
+      const bytes = Buffer.from(BSON.serialize(document));
+      return bytes.subarray(4, bytes.length - 1);
+    };
+    const pacer = this.pacer;
+    return (async function* () {
+      let batch: Document[] = [];
+      for (const value of order) {
+        const group = byValue.get(value) as { value: Document; ids: ByteList };
+        for (const document of group.ids.documents(element(value))) {
+          batch.push(document);
+          if (batch.length >= BATCH) {
+            yield batch;
+            batch = [];
+            if (pacer.due) await pacer.turn();
+          }
+        }
+      }
+      if (batch.length > 0) yield batch;
+    })();
+  }
+
+  /**
+   * An additive $group (GroupSums) reading only `fields`: the matching documents are told apart by the bytes of
+   * those fields, and the group is computed once per distinct set of values, then multiplied by how many documents
+   * hold it (the scan's counts per value: a handful of distinct values over millions of documents).
+   */
+  async group(
+    collection: string,
+    filter: Document,
+    fields: Set<string>,
+    group: Document,
+  ): Promise<Document[]> {
+    const compiled = filterOf(filter);
+    const names = [...fields].map((field) => Buffer.from(field, 'utf8'));
+    const alike = new Map<string, { count: number; document: Document }>();
+    for await (const states of this.candidates(collection, filter)) {
+      for (const state of states) {
+        if (!matches(state, compiled)) continue;
+        const raw = state.bytes && !state.document ? rawFieldsKey(state.bytes, names) : undefined;
+        const document = raw === undefined ? projected(state, fields) : undefined;
+        const key = raw === undefined ? `d${BSON.EJSON.stringify(document, { relaxed: false })}` : `r${raw}`;
+        const entry = alike.get(key);
+        if (entry) entry.count += 1;
+        else alike.set(key, { count: 1, document: document ?? projected(state, fields) });
+      }
+    }
+    const sums = new GroupSums();
+    for (const { count, document } of alike.values()) {
+      for (const partial of aggregate([document], [group])) {
+        const times = timesOf(partial, count);
+        if (times) sums.add(times);
+        // Sums that are not whole numbers are added one by one, as the documents would have been.
+        else for (let i = 0; i < count; i += 1) sums.add(i === 0 ? partial : { ...partial });
+      }
+      if (this.pacer.due) await this.pacer.turn();
+    }
+    return sums.groups();
   }
 
   async count(collection: string, filter: Document): Promise<number> {
     const compiled = filterOf(filter);
+    const writes = this.writeCount(collection);
+    let recording = this.recorder(collection, filter);
     let total = 0;
-    for await (const state of this.candidates(collection, filter)) if (matches(state, compiled)) total += 1;
+    for await (const states of this.candidates(collection, filter)) {
+      for (const state of states) {
+        if (!matches(state, compiled)) continue;
+        total += 1;
+        if (recording && !state.inserted) {
+          recording.push(state.offset);
+          if (recording.length > RECORDED_OFFSETS) recording = undefined;
+        }
+      }
+    }
+    this.recorded(collection, filter, recording, writes);
     return total;
   }
 
@@ -489,19 +812,43 @@ class Streams {
     filter: Document,
     update: Omit<Extract<Write, { filter: Filter }>, 'filter'>,
   ): Promise<UpdateResult> {
+    const offsets = new Offsets();
     const write = { filter: filterOf(filter), ...update };
     let matched = 0;
     let modified = 0;
-    for await (const state of this.candidates(collection, filter)) {
-      if (!matches(state, write.filter)) continue;
-      matched += 1;
-      if (change(state, write)) modified += 1;
+    for await (const states of this.writeCandidates(collection, filter)) {
+      for (const state of states) {
+        if (!matches(state, write.filter)) continue;
+        matched += 1;
+        if (!state.inserted) offsets.push(state.offset);
+        if (change(state, write)) modified += 1;
+      }
     }
-    this.pending(collection).push(write);
+    this.pending(collection).push({ ...write, matched: offsets });
+    this.recent = undefined;
     return { matched, modified };
   }
 
+  /** The first of these _ids the collection holds as this transaction sees it (idKey), or undefined. */
+  async existingId(collection: string, ids: unknown[]): Promise<string | undefined> {
+    const inserted = this.insertedIds.get(collection);
+    const found = ids.map(idKey).find((key) => inserted?.has(key));
+    if (found !== undefined) return found;
+    const filter = { _id: { $in: ids } };
+    const compiled = filterOf(filter);
+    for await (const states of this.fileCandidates(collection, filter)) {
+      for (const state of states) if (matches(state, compiled)) return idKey(documentOf(state)._id);
+    }
+    return undefined;
+  }
+
   insert(collection: string, documents: Document[]): void {
+    let ids = this.insertedIds.get(collection);
+    if (!ids) {
+      ids = new Set();
+      this.insertedIds.set(collection, ids);
+    }
+    for (const document of documents) ids.add(idKey(document._id));
     this.pending(collection).push({
       inserted: documents.map((document) => Buffer.from(BSON.serialize(document))),
     });
@@ -509,8 +856,11 @@ class Streams {
 
   /** The collection's new file: documents no write touched keep their bytes, changed ones in place where they could. */
   async *rewritten(collection: string): AsyncIterable<Uint8Array> {
-    for await (const state of this.states(collection)) {
-      yield state.bytes ?? BSON.serialize(state.document as Document);
+    for await (const states of this.states(collection)) {
+      // A read chunk's documents in one piece: the writer's loop is not a promise per document.
+      if (states.length > 0) {
+        yield Buffer.concat(states.map((state) => state.bytes ?? BSON.serialize(state.document as Document)));
+      }
     }
   }
 
@@ -623,6 +973,41 @@ export class DumpReadOnlyStore extends SnapshotReads implements ReadOnlyStore {
       : super.count(collection, filter);
   }
 
+  protected override decodesEachRead(collection: string): boolean {
+    return this.streams.streams(collection);
+  }
+
+  protected override sortedCompactly(
+    collection: string,
+    filter: Document,
+    fields: Set<string> | undefined,
+    sort: Record<string, 1 | -1>,
+  ): Promise<AsyncIterable<Document[]> | undefined> {
+    const [field, ...more] = Object.keys(sort);
+    const compact =
+      field !== undefined &&
+      more.length === 0 &&
+      field !== '_id' &&
+      fields?.size === 2 &&
+      fields.has('_id') &&
+      fields.has(field) &&
+      this.streams.streams(collection);
+    return compact
+      ? this.streams.sortedByValue(collection, filter, field, sort)
+      : super.sortedCompactly(collection, filter, fields, sort);
+  }
+
+  protected override additiveGroup(
+    collection: string,
+    filter: Document,
+    fields: Set<string> | undefined,
+    group: Document,
+  ): Promise<Document[]> {
+    return fields && this.streams.streams(collection)
+      ? this.streams.group(collection, filter, fields, group)
+      : super.additiveGroup(collection, filter, fields, group);
+  }
+
   override async listCollections(): Promise<string[]> {
     return [...this.layout.files.keys()];
   }
@@ -679,6 +1064,41 @@ class DumpTransaction extends SnapshotWorkingCopy {
     return this.streams.streams(collection)
       ? this.streams.count(collection, filter)
       : super.count(collection, filter);
+  }
+
+  protected override decodesEachRead(collection: string): boolean {
+    return this.streams.streams(collection);
+  }
+
+  protected override sortedCompactly(
+    collection: string,
+    filter: Document,
+    fields: Set<string> | undefined,
+    sort: Record<string, 1 | -1>,
+  ): Promise<AsyncIterable<Document[]> | undefined> {
+    const [field, ...more] = Object.keys(sort);
+    const compact =
+      field !== undefined &&
+      more.length === 0 &&
+      field !== '_id' &&
+      fields?.size === 2 &&
+      fields.has('_id') &&
+      fields.has(field) &&
+      this.streams.streams(collection);
+    return compact
+      ? this.streams.sortedByValue(collection, filter, field, sort)
+      : super.sortedCompactly(collection, filter, fields, sort);
+  }
+
+  protected override additiveGroup(
+    collection: string,
+    filter: Document,
+    fields: Set<string> | undefined,
+    group: Document,
+  ): Promise<Document[]> {
+    return fields && this.streams.streams(collection)
+      ? this.streams.group(collection, filter, fields, group)
+      : super.additiveGroup(collection, filter, fields, group);
   }
 
   override async updateMany(collection: string, filter: Document, update: Update): Promise<UpdateResult> {
@@ -738,11 +1158,11 @@ class DumpTransaction extends SnapshotWorkingCopy {
           'undefined',
       );
     }
-    for await (const [document] of this.streams.matchedBatches(collection, {
-      _id: { $in: documents.map((d) => d._id) },
-    })) {
-      throw duplicate(idKey(document?._id));
-    }
+    const existing = await this.streams.existingId(
+      collection,
+      documents.map((document) => document._id),
+    );
+    if (existing !== undefined) throw duplicate(existing);
     this.streams.insert(collection, documents);
   }
 }

@@ -258,9 +258,20 @@ export class SnapshotReads {
       for await (const batch of this.matchedBatches(collection, filter, projectedFields(projection))) {
         const taken = batch.length > left ? batch.slice(0, left) : batch;
         left -= taken.length;
-        yield* this.copies(projection && !isProjected(batch) ? find(taken, {}, projection).all() : taken);
+        yield* this.copies(
+          projection && !isProjected(batch) ? find(taken, {}, projection).all() : taken,
+          this.decodesEachRead(collection),
+        );
         if (left <= 0) return;
       }
+      return;
+    }
+    const compact =
+      limit === undefined
+        ? await this.sortedCompactly(collection, filter, projectedFields(projection), sort)
+        : undefined;
+    if (compact) {
+      for await (const batch of compact) yield* this.copies(batch, true);
       return;
     }
     // Sorting needs every match at once; a projection that keeps the sort keys is applied first, so that only
@@ -275,7 +286,10 @@ export class SnapshotReads {
     if (limit !== undefined) matched = matched.slice(0, limit);
     for (let start = 0; start < matched.length; start += BATCH) {
       const batch = matched.slice(start, start + BATCH);
-      yield* this.copies(projection && !early ? find(batch, {}, projection).all() : batch);
+      yield* this.copies(
+        projection && !early ? find(batch, {}, projection).all() : batch,
+        this.decodesEachRead(collection),
+      );
     }
   }
 
@@ -295,12 +309,14 @@ export class SnapshotReads {
     const [first, ...rest] = pipeline;
     const leading = !collation && first && Object.keys(first).length === 1 && first.$match;
     const stages = leading ? rest : pipeline;
-    const source = this.matchedBatches(collection, leading ? first.$match : {}, groupedFields(stages));
+    const filter = leading ? first.$match : {};
+    const fields = groupedFields(stages);
     const [group] = stages;
     if (stages.length === 1 && group && isAdditiveGroup(group)) {
-      yield* this.copies(await this.groupInBatches(source, group));
+      yield* this.copies(await this.additiveGroup(collection, filter, fields, group));
       return;
     }
+    const source = this.matchedBatches(collection, filter, fields);
     const documents: Document[] = [];
     for await (const batch of source) documents.push(...batch);
     yield* this.copies(
@@ -312,18 +328,18 @@ export class SnapshotReads {
    * A $group whose accumulators all add up ($sum) gives the same groups run on batches and merged by adding:
    * the scan's and verify's counts per value, over every moved document, without blocking the event loop.
    */
-  private async groupInBatches(source: AsyncIterable<Document[]>, group: Document): Promise<Document[]> {
-    const merged = new Map<string, Document>();
-    for await (const batch of source) {
-      for (const partial of aggregate(batch, [group])) {
-        const key = idKey(partial._id);
-        const total = merged.get(key);
-        if (!total) merged.set(key, partial);
-        else for (const field of Object.keys(partial)) if (field !== '_id') total[field] += partial[field];
-      }
+  protected async additiveGroup(
+    collection: string,
+    filter: Document,
+    fields: Set<string> | undefined,
+    group: Document,
+  ): Promise<Document[]> {
+    const merged = new GroupSums();
+    for await (const batch of this.matchedBatches(collection, filter, fields)) {
+      for (const partial of aggregate(batch, [group])) merged.add(partial);
       if (this.pacer.due) await this.pacer.turn();
     }
-    return [...merged.values()];
+    return merged.groups();
   }
 
   async listCollections(): Promise<string[]> {
@@ -398,11 +414,48 @@ export class SnapshotReads {
     return [...positions].sort((a, b) => a - b);
   }
 
-  private async *copies(documents: Iterable<Document>): AsyncIterable<Document> {
+  /**
+   * A back end's own way to give a sorted find projected to `fields` (journaling a step: _ids by the value they
+   * held), holding less than the documents; undefined: the documents are matched, held and sorted.
+   */
+  protected async sortedCompactly(
+    _collection: string,
+    _filter: Document,
+    _fields: Set<string> | undefined,
+    _sort: Record<string, 1 | -1>,
+  ): Promise<AsyncIterable<Document[]> | undefined> {
+    return undefined;
+  }
+
+  /**
+   * True when every read of the collection decodes its documents anew (a dump's streamed ones): what a find gives
+   * is the caller's own already, and is not copied again.
+   */
+  protected decodesEachRead(_collection: string): boolean {
+    return false;
+  }
+
+  private async *copies(documents: Iterable<Document>, own = false): AsyncIterable<Document> {
     for (const document of documents) {
-      yield copyOf(document);
+      yield own ? document : copyOf(document);
       if (this.pacer.due) await this.pacer.turn();
     }
+  }
+}
+
+/** Partial results of an additive $group (batches of documents, or alike ones), merged by adding their sums. */
+export class GroupSums {
+  private readonly merged = new Map<string, Document>();
+
+  add(partial: Document): void {
+    const key = idKey(partial._id);
+    const total = this.merged.get(key);
+    if (!total) this.merged.set(key, partial);
+    else for (const field of Object.keys(partial)) if (field !== '_id') total[field] += partial[field];
+  }
+
+  groups(): Document[] {
+    return [...this.merged.values()];
   }
 }
 

@@ -115,3 +115,24 @@ test('a missing file is refused as unreadable', async () => {
   const file = join(dir.path, 'missing.bson');
   await assert.rejects(readAll(file), damaged(new RegExp(`Cannot read dump file ${file}: ENOENT`)));
 });
+
+test('documents cut by the edges of the file reads (a megabyte each), and one longer than a read, come whole and at their offsets', async () => {
+  // Sizes that put document edges at, just before and just after each read's end, and one of 2.5 MB.
+  const sizes = [1, 2, 3, 4, 5, 700, 4093, 65_536, 2_500_000, 17, 300_001, 1_048_573];
+  const many = Array.from({ length: 40 }, (_, i) => ({
+    _id: i,
+    pad: 'x'.repeat(sizes[i % sizes.length] as number),
+  }));
+  const content = Buffer.concat(many.map((document) => BSON.serialize(document)));
+  for (const file of [write('edges.bson', content), write('edges.bson.gz', gzipSync(content))]) {
+    const read = await readAll(file);
+    let offset = 0;
+    const expected = many.map((document) => {
+      const at = offset;
+      offset += BSON.serialize(document).length;
+      return { offset: at, document: BSON.deserialize(BSON.serialize(document), { promoteValues: false }) };
+    });
+    assert.equal(read.length, many.length);
+    assert.deepEqual(read, expected);
+  }
+});

@@ -76,6 +76,54 @@ for (const backend of await allBackends('contract')) {
       }
     });
 
+    it('a find sorted by one field and projected to it and _id: equal values in natural order; an update of the filter just read matches what that read found, and only while nothing changed', async () => {
+      const ids = [new ObjectId(), new ObjectId(), new ObjectId(), new ObjectId(), new ObjectId()];
+      const [first, second, third, fourth, fifth] = ids as [ObjectId, ObjectId, ObjectId, ObjectId, ObjectId];
+      const jobs = [
+        { _id: first, byPuid: b, status: 'x' },
+        { _id: second, byPuid: a },
+        { _id: third, byPuid: b, markedDelete: true },
+        { _id: fourth, byPuid: a },
+        { _id: fifth, byPuid: new ObjectId() },
+      ];
+      const store = await openStore((await backend.load(new Map([['jobs', jobs]]))).target);
+      const filter = { byPuid: { $in: [a, b] } };
+      const read = (tx: Parameters<Parameters<typeof store.transaction>[0]>[0], direction: 1 | -1) =>
+        collect(tx.find('jobs', filter, { projection: { _id: 1, byPuid: 1 }, sort: { byPuid: direction } }));
+      try {
+        await store.transaction(async (tx) => {
+          assert.deepEqual(
+            (await read(tx, 1)).map((job) => [String(job._id), String(job.byPuid), Object.keys(job).join()]),
+            [second, fourth, first, third].map((id) => [
+              String(id),
+              String(id === first || id === third ? b : a),
+              '_id,byPuid',
+            ]),
+          );
+          assert.deepEqual(
+            (await read(tx, -1)).map((job) => String(job._id)),
+            [first, third, second, fourth].map(String),
+          );
+          assert.deepEqual(await tx.updateMany('jobs', filter, { $set: { byPuid: a } }), {
+            matched: 4,
+            modified: 2,
+          });
+          assert.deepEqual(
+            (await read(tx, 1)).map((job) => String(job._id)),
+            [first, second, third, fourth].map(String),
+          );
+          await tx.updateMany('jobs', { _id: fifth }, { $set: { byPuid: a } });
+          assert.deepEqual(await tx.updateMany('jobs', filter, { $set: { byPuid: b } }), {
+            matched: 5,
+            modified: 5,
+          });
+          assert.equal(await tx.count('jobs', { byPuid: b }), 5);
+        });
+      } finally {
+        await store.close();
+      }
+    });
+
     it('a transaction that throws changes nothing', async () => {
       const loaded = await backend.load(data());
       const before = await loaded.state();
